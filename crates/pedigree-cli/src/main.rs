@@ -91,7 +91,8 @@ struct RulesArgs {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
-    s.parse().map_err(|e: pedigree_scan::severity::UnknownSeverity| e.to_string())
+    s.parse()
+        .map_err(|e: pedigree_scan::severity::UnknownSeverity| e.to_string())
 }
 
 fn parse_mode(s: &str) -> Result<ReadMode, String> {
@@ -156,9 +157,11 @@ fn scan(args: &ScanArgs) -> anyhow::Result<u8> {
         let total = pedigree_scan::expand_paths(&args.paths).len() as u64;
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} scanning [{bar:30}] {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning [{bar:30}] {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         Some(bar)
     } else {
@@ -184,7 +187,8 @@ fn scan(args: &ScanArgs) -> anyhow::Result<u8> {
         OutputFormat::Sarif => report::sarif::render(&reports)?,
     };
     match &args.output {
-        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => std::fs::write(path, rendered)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(rendered.as_bytes())?;
@@ -199,7 +203,11 @@ fn scan(args: &ScanArgs) -> anyhow::Result<u8> {
 fn exit_code(reports: &[pedigree_scan::FileReport], fail_on: Severity) -> u8 {
     if reports.iter().any(|r| r.error.is_some()) {
         2
-    } else if reports.iter().flat_map(|r| &r.findings).any(|f| f.severity >= fail_on) {
+    } else if reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.severity >= fail_on)
+    {
         1
     } else {
         0
@@ -207,7 +215,8 @@ fn exit_code(reports: &[pedigree_scan::FileReport], fail_on: Severity) -> u8 {
 }
 
 fn disasm(args: &DisasmArgs) -> anyhow::Result<u8> {
-    let data = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let data = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut text = String::new();
     pickle::disasm(&data, args.offset, args.mode, &mut text, args.max_lines)
         .map_err(|_| anyhow::anyhow!("cannot format the disassembly"))?;
@@ -233,7 +242,14 @@ fn list_rules(args: &RulesArgs) -> anyhow::Result<u8> {
         },
         None => {
             for r in rules::RULES {
-                writeln!(out, "{:<7} {:<9} {:<28} {}", r.id, r.severity.as_str(), r.name, r.summary)?;
+                writeln!(
+                    out,
+                    "{:<7} {:<9} {:<28} {}",
+                    r.id,
+                    r.severity.as_str(),
+                    r.name,
+                    r.summary
+                )?;
             }
         }
     }

@@ -33,12 +33,14 @@ fn pedigree(args: &[&str]) -> (i32, String, String) {
 fn scan_json(path: &Path) -> (i32, Value) {
     let p = path.to_str().unwrap();
     let (code, stdout, stderr) = pedigree(&["scan", "--format", "json", p]);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON for {p}: {e}\n{stderr}"));
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON for {p}: {e}\n{stderr}"));
     (code, v)
 }
 
 fn expected() -> Vec<Value> {
-    let text = std::fs::read_to_string(corpus().join("expected.json")).expect("tests/corpus/expected.json");
+    let text = std::fs::read_to_string(corpus().join("expected.json"))
+        .expect("tests/corpus/expected.json");
     let v: Value = serde_json::from_str(&text).expect("expected.json is JSON");
     match v {
         Value::Array(a) => a,
@@ -51,7 +53,9 @@ fn expected() -> Vec<Value> {
 }
 
 fn validator(schema_file: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas").join(schema_file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas")
+        .join(schema_file);
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
@@ -62,7 +66,10 @@ fn validator(schema_file: &str) -> jsonschema::Validator {
 fn corpus_matches_its_specification() {
     let mut failures = Vec::new();
     let samples = expected();
-    assert!(samples.len() >= 40, "the corpus should cover every bypass class, containers and clean files");
+    assert!(
+        samples.len() >= 40,
+        "the corpus should cover every bypass class, containers and clean files"
+    );
     let schema = validator("scan-report.schema.json");
     for s in &samples {
         let rel = s["path"].as_str().unwrap();
@@ -78,8 +85,12 @@ fn corpus_matches_its_specification() {
             .iter()
             .map(|f| f["rule"].as_str().unwrap().to_string())
             .collect();
-        let want_rules: BTreeSet<String> =
-            s["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        let want_rules: BTreeSet<String> = s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
         if got_rules != want_rules {
             failures.push(format!(
                 "{rel}: rules {:?}, expected {:?}\n    {}",
@@ -104,7 +115,9 @@ fn corpus_matches_its_specification() {
         for g in s["globals"].as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
             let g = g.as_str().unwrap();
             if !named.contains(g) {
-                failures.push(format!("{rel}: PDG101 does not name {g} (named: {named:?})"));
+                failures.push(format!(
+                    "{rel}: PDG101 does not name {g} (named: {named:?})"
+                ));
             }
         }
         if let Some(fmt) = s["format"].as_str() {
@@ -120,7 +133,12 @@ fn corpus_matches_its_specification() {
             failures.push(format!("{rel}: malicious sample exited {code}"));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -130,9 +148,15 @@ fn directory_scan_covers_every_file_and_fails() {
     assert_eq!(code, 1, "malicious samples present");
     let files = report["files"].as_array().unwrap();
     let on_disk = walk(&dir);
-    assert_eq!(files.len(), on_disk, "every file under the directory is reported");
+    assert_eq!(
+        files.len(),
+        on_disk,
+        "every file under the directory is reported"
+    );
     assert!(report["summary"]["failed"].as_bool().unwrap());
-    validator("scan-report.schema.json").validate(&report).unwrap();
+    validator("scan-report.schema.json")
+        .validate(&report)
+        .unwrap();
 }
 
 fn walk(dir: &Path) -> usize {
@@ -160,10 +184,18 @@ fn sarif_output_is_valid_sarif_2_1_0() {
         panic!("SARIF invalid: {e}");
     }
     let results = v["runs"][0]["results"].as_array().unwrap();
-    assert!(results.iter().any(|r| r["ruleId"] == "PDG101" && r["level"] == "error"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "PDG101" && r["level"] == "error")
+    );
     // Every result points at a rule that the driver declares.
-    let rules: BTreeSet<&str> =
-        v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let rules: BTreeSet<&str> = v["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     for r in results {
         assert!(rules.contains(r["ruleId"].as_str().unwrap()));
     }
@@ -183,10 +215,20 @@ fn fail_on_threshold_sets_the_exit_code() {
     // A policy file can allow it.
     let cfg = tmp.path().join("pedigree.toml");
     std::fs::write(&cfg, "[pickle]\nallow = [\"mypkg.models.Thing\"]\n").unwrap();
-    assert_eq!(pedigree(&["scan", "--config", cfg.to_str().unwrap(), ps]).0, 0);
+    assert_eq!(
+        pedigree(&["scan", "--config", cfg.to_str().unwrap(), ps]).0,
+        0
+    );
     // ... and a policy file can deny it.
     std::fs::write(&cfg, "[pickle]\ndeny = [\"mypkg\"]\n").unwrap();
-    let (code, stdout, _) = pedigree(&["scan", "--config", cfg.to_str().unwrap(), "--format", "json", ps]);
+    let (code, stdout, _) = pedigree(&[
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+        ps,
+    ]);
     assert_eq!(code, 1);
     assert!(stdout.contains("PDG101"));
     // A bad policy file is a usage error (2), named in the message.
@@ -234,7 +276,10 @@ fn rules_lists_and_explains() {
 fn rules_reference_in_docs_is_current() {
     let (_, stdout, _) = pedigree(&["rules", "--markdown"]);
     let committed = std::fs::read_to_string(repo().join("docs/rules.md")).expect("docs/rules.md");
-    assert_eq!(stdout, committed, "regenerate with: pedigree rules --markdown > docs/rules.md");
+    assert_eq!(
+        stdout, committed,
+        "regenerate with: pedigree rules --markdown > docs/rules.md"
+    );
 }
 
 #[test]
@@ -246,7 +291,13 @@ fn disasm_shows_imports_and_keeps_going_after_a_break() {
     let (code, stdout, _) = pedigree(&["disasm", p.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(stdout.contains("GLOBAL"), "{stdout}");
-    assert!(stdout.contains("os") && stdout.contains("system"), "{stdout}");
+    assert!(
+        stdout.contains("os") && stdout.contains("system"),
+        "{stdout}"
+    );
     assert!(stdout.contains("REDUCE"), "{stdout}");
-    assert!(stdout.to_lowercase().contains("invalid") || stdout.to_lowercase().contains("error"), "{stdout}");
+    assert!(
+        stdout.to_lowercase().contains("invalid") || stdout.to_lowercase().contains("error"),
+        "{stdout}"
+    );
 }

@@ -18,7 +18,13 @@ struct Sink<'p> {
 }
 
 impl<'p> Sink<'p> {
-    fn push(&mut self, rule_id: &'static str, location: Location, global: Option<String>, message: String) {
+    fn push(
+        &mut self,
+        rule_id: &'static str,
+        location: Location,
+        global: Option<String>,
+        message: String,
+    ) {
         if self.policy.disabled.iter().any(|d| d == rule_id) {
             return;
         }
@@ -27,7 +33,11 @@ impl<'p> Sink<'p> {
             rule_id,
             location.offset,
             global.clone(),
-            if global.is_some() { String::new() } else { message.clone() },
+            if global.is_some() {
+                String::new()
+            } else {
+                message.clone()
+            },
         );
         if !self.seen.insert(key) {
             return;
@@ -46,7 +56,11 @@ impl<'p> Sink<'p> {
 
 /// All findings for an artifact tree, most severe first, then by location.
 pub fn findings_for(artifact: &Artifact, policy: &Policy) -> Vec<Finding> {
-    let mut sink = Sink { policy, findings: Vec::new(), seen: BTreeSet::new() };
+    let mut sink = Sink {
+        policy,
+        findings: Vec::new(),
+        seen: BTreeSet::new(),
+    };
     visit(artifact, &mut sink);
     sink.findings.sort_by(|a, b| {
         b.severity
@@ -74,8 +88,12 @@ fn visit(artifact: &Artifact, sink: &mut Sink) {
         let modes: BTreeSet<_> = artifact.pickles.iter().map(|p| mode_name(p.mode)).collect();
         modes.len() > 1
     };
+    // The first report's mode is how this container's loader reads it; the other modes are
+    // there because FRAMEs make readers disagree (PDG104 says so).
+    let primary = artifact.pickles.first().map(|p| p.mode);
     for report in &artifact.pickles {
-        pickle_findings(artifact, report, multi_mode, sink);
+        let alternative = multi_mode && Some(report.mode) != primary;
+        pickle_findings(artifact, report, multi_mode, alternative, sink);
     }
     for child in &artifact.children {
         visit(child, sink);
@@ -94,7 +112,13 @@ fn global_text(g: &GlobalRef) -> String {
     format!("{}.{}", g.module, g.name)
 }
 
-fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool, sink: &mut Sink) {
+fn pickle_findings(
+    artifact: &Artifact,
+    report: &PickleReport,
+    multi_mode: bool,
+    alternative: bool,
+    sink: &mut Sink,
+) {
     let resynced = report
         .anomalies
         .iter()
@@ -112,22 +136,34 @@ fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool,
 
     // Which globals are called, and how: a call makes the message concrete.
     let called = |g: &GlobalRef| {
-        report
-            .calls
-            .iter()
-            .find(|c| c.callable.as_ref().is_some_and(|cg| cg.module == g.module && cg.name == g.name))
+        report.calls.iter().find(|c| {
+            c.callable
+                .as_ref()
+                .is_some_and(|cg| cg.module == g.module && cg.name == g.name)
+        })
     };
 
     for g in &report.globals {
+        // A computed import is reported as a laundered call (its anomaly), not as a name.
+        if g.module == pedigree_formats::pickle::DYNAMIC_MODULE {
+            continue;
+        }
         let text = global_text(g);
         let renamed = if g.raw_module != g.module || g.raw_name != g.name {
-            format!(" (written as {}.{}, which CPython maps to it)", g.raw_module, g.raw_name)
+            format!(
+                " (written as {}.{}, which CPython maps to it)",
+                g.raw_module, g.raw_name
+            )
         } else {
             String::new()
         };
         match sink.policy.globals.judge(&g.module, &g.name) {
             Verdict::Dangerous { matched, reached } => {
-                let reach = if reached != text { format!(", which reaches {reached}") } else { String::new() };
+                let reach = if reached != text {
+                    format!(", which reaches {reached}")
+                } else {
+                    String::new()
+                };
                 let how = match called(g) {
                     Some(c) => format!("; called at offset {}: {}", c.offset, c.summary),
                     None => String::new(),
@@ -162,7 +198,11 @@ fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool,
             && call.callable.is_none()
             && matches!(
                 call.kind,
-                CallKind::Reduce | CallKind::NewObj | CallKind::NewObjEx | CallKind::Obj | CallKind::Inst
+                CallKind::Reduce
+                    | CallKind::NewObj
+                    | CallKind::NewObjEx
+                    | CallKind::Obj
+                    | CallKind::Inst
             );
         if laundered {
             sink.push(
@@ -185,10 +225,14 @@ fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool,
             | AnomalyKind::LoaderError { .. }
             | AnomalyKind::UnsupportedProtocol { .. }
             | AnomalyKind::MemoMissing { .. }
-            | AnomalyKind::NulInNumber => rules::PICKLE_MALFORMED,
-            AnomalyKind::FrameStraddle | AnomalyKind::FrameEarly | AnomalyKind::FrameOverrun => {
-                rules::PICKLE_FRAME_DIVERGENCE
-            }
+            | AnomalyKind::NulInNumber
+            | AnomalyKind::JoblibArray { .. } => rules::PICKLE_MALFORMED,
+            AnomalyKind::FrameStraddle
+            | AnomalyKind::FrameEarly
+            | AnomalyKind::FrameOverrun
+            | AnomalyKind::FrameRunsPastStop { .. } => rules::PICKLE_FRAME_DIVERGENCE,
+            // An import whose module or name is computed at load time hides what it reaches.
+            AnomalyKind::DynamicImport { .. } => rules::PICKLE_LAUNDERED_CALL,
             AnomalyKind::MemoHuge { .. }
             | AnomalyKind::HugeLength { .. }
             | AnomalyKind::LimitExceeded { .. } => rules::PICKLE_RESOURCE_EXHAUSTION,
@@ -201,6 +245,11 @@ fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool,
         if resynced && rule == rules::PICKLE_MALFORMED {
             continue;
         }
+        // In another reader's view, a break is a consequence of the frame divergence already
+        // reported, not a separate defect of the file.
+        if alternative && rule == rules::PICKLE_MALFORMED {
+            continue;
+        }
         let message = if multi_mode && rule != rules::PICKLE_FRAME_DIVERGENCE {
             format!("{}{context}", a.message)
         } else {
@@ -211,12 +260,19 @@ fn pickle_findings(artifact: &Artifact, report: &PickleReport, multi_mode: bool,
 
     // Several pickles in one plain stream: the ones after the first run only under repeated
     // pickle.load calls, and scanners that stop at the first STOP never see them.
-    if report.start > 0 && !resynced && report.mode == ReadMode::InMemory && is_stream_container(artifact) {
+    if report.start > 0
+        && !resynced
+        && report.mode == ReadMode::InMemory
+        && is_stream_container(artifact)
+    {
         sink.push(
             rules::PICKLE_TRAILING_DATA,
             location(artifact, Some(report.start)),
             None,
-            format!("a further pickle starts at offset {} after an earlier STOP (stacked pickles)", report.start),
+            format!(
+                "a further pickle starts at offset {} after an earlier STOP (stacked pickles)",
+                report.start
+            ),
         );
     }
 }

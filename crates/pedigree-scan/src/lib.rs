@@ -65,7 +65,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>
                         Ok(e) if e.file_type().is_file() => Some(Ok(e.into_path())),
                         Ok(_) => None,
                         Err(err) => {
-                            let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone());
+                            let path = err
+                                .path()
+                                .map(Path::to_path_buf)
+                                .unwrap_or_else(|| p.clone());
                             Some(Err((path, err.to_string())))
                         }
                     })

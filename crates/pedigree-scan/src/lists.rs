@@ -313,6 +313,20 @@ pub const DEFAULT_DENY: &[&str] = &[
     "transformers.dynamic_module_utils",
 ];
 
+/// Names inside a denied module that are known to be inert, carved out of the deny list (they
+/// match only exactly, never as a dotted tail). TorchScript's `data.pkl` calls these list
+/// builders in `torch.jit._pickle` (each returns its argument); `torch.jit` as a whole stays
+/// denied because `torch.jit.load` and friends load code.
+pub const DEFAULT_DENY_EXCEPTIONS: &[&str] = &[
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_complexlist",
+    "torch.jit._pickle.build_tensor_from_id",
+    "torch.jit._pickle.restore_type_tag",
+];
+
 /// Globals that benign ML files emit and that are safe to import and call with pickle's
 /// semantics. The deny list is checked first, so nothing here can hide a denied name.
 pub const DEFAULT_ALLOW: &[&str] = &[

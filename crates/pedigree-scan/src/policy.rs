@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::lists::{DEFAULT_ALLOW, DEFAULT_DENY};
+use crate::lists::{DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_EXCEPTIONS};
 use crate::severity::Severity;
 
 /// One list entry, a dotted path matched component by component.
@@ -73,7 +73,10 @@ fn component_matches(pat: &str, comp: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// On the deny list; `matched` is the entry and `reached` the dotted path it matched.
-    Dangerous { matched: String, reached: String },
+    Dangerous {
+        matched: String,
+        reached: String,
+    },
     Safe,
     Unknown,
 }
@@ -83,6 +86,8 @@ pub enum Verdict {
 pub struct GlobalPolicy {
     pub allow: Vec<Pattern>,
     pub deny: Vec<Pattern>,
+    /// Exact names carved out of a denied module because they are known to be inert.
+    pub deny_exceptions: Vec<Pattern>,
 }
 
 impl Default for GlobalPolicy {
@@ -90,6 +95,10 @@ impl Default for GlobalPolicy {
         GlobalPolicy {
             allow: DEFAULT_ALLOW.iter().map(|s| Pattern::new(s)).collect(),
             deny: DEFAULT_DENY.iter().map(|s| Pattern::new(s)).collect(),
+            deny_exceptions: DEFAULT_DENY_EXCEPTIONS
+                .iter()
+                .map(|s| Pattern::new(s))
+                .collect(),
         }
     }
 }
@@ -117,11 +126,16 @@ impl GlobalPolicy {
         let mut path: Vec<&str> = module.split('.').collect();
         let module_len = path.len();
         path.extend(name.split('.'));
+        if self.deny_exceptions.iter().any(|p| p.matches(&path)) {
+            return Verdict::Safe;
+        }
         if let Some(v) = self.denied(&path) {
             return v;
         }
-        // Tails of a dotted name: start at each name component after the first.
-        for start in (module_len + 1)..path.len() {
+        // Tails of a dotted name, from its first component on, each at least two components
+        // long (`os.system`): a bare last component (`mypkg` + `socket`) is just an attribute
+        // that happens to share a module's name.
+        for start in module_len..path.len().saturating_sub(1) {
             if let Some(v) = self.denied(&path[start..]) {
                 return v;
             }
@@ -153,10 +167,13 @@ impl GlobalPolicy {
     }
 
     fn denied(&self, path: &[&str]) -> Option<Verdict> {
-        self.deny.iter().find(|p| p.covers(path)).map(|p| Verdict::Dangerous {
-            matched: p.as_str().to_string(),
-            reached: path.join("."),
-        })
+        self.deny
+            .iter()
+            .find(|p| p.covers(path))
+            .map(|p| Verdict::Dangerous {
+                matched: p.as_str().to_string(),
+                reached: path.join("."),
+            })
     }
 }
 
@@ -241,19 +258,31 @@ impl Policy {
         let cfg: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut policy = Policy::default();
         if let Some(f) = cfg.scan.fail_on {
-            policy.fail_on = f.parse().map_err(|e: crate::severity::UnknownSeverity| e.to_string())?;
+            policy.fail_on = f
+                .parse()
+                .map_err(|e: crate::severity::UnknownSeverity| e.to_string())?;
         }
         for id in &cfg.scan.disable {
-            let rule = crate::rules::find(id).ok_or_else(|| format!("unknown rule '{id}' in [scan] disable"))?;
+            let rule = crate::rules::find(id)
+                .ok_or_else(|| format!("unknown rule '{id}' in [scan] disable"))?;
             policy.disabled.push(rule.id.to_string());
         }
         for (id, sev) in cfg.severity {
-            let rule = crate::rules::find(&id).ok_or_else(|| format!("unknown rule '{id}' in [severity]"))?;
-            let sev: Severity = sev.parse().map_err(|e: crate::severity::UnknownSeverity| e.to_string())?;
+            let rule = crate::rules::find(&id)
+                .ok_or_else(|| format!("unknown rule '{id}' in [severity]"))?;
+            let sev: Severity = sev
+                .parse()
+                .map_err(|e: crate::severity::UnknownSeverity| e.to_string())?;
             policy.severity.insert(rule.id.to_string(), sev);
         }
-        policy.globals.allow.extend(cfg.pickle.allow.iter().map(|s| Pattern::new(s)));
-        policy.globals.deny.extend(cfg.pickle.deny.iter().map(|s| Pattern::new(s)));
+        policy
+            .globals
+            .allow
+            .extend(cfg.pickle.allow.iter().map(|s| Pattern::new(s)));
+        policy
+            .globals
+            .deny
+            .extend(cfg.pickle.deny.iter().map(|s| Pattern::new(s)));
         Ok(policy)
     }
 
@@ -289,12 +318,21 @@ mod tests {
         assert!(dangerous(&judge("marshal", "loads")));
         assert!(dangerous(&judge("types", "FunctionType")));
         assert!(dangerous(&judge("pip", "main")));
+        assert!(dangerous(&judge("torch.jit", "load")));
+        // A carve-out is exact: it does not cover a dotted walk from the inert function.
+        assert!(dangerous(&judge(
+            "torch.jit._pickle",
+            "build_intlist.__globals__"
+        )));
     }
 
     #[test]
     fn children_of_a_listed_module_are_covered() {
         // CVE-2025-10157: exact matching missed submodules.
-        assert!(dangerous(&judge("asyncio.unix_events", "_UnixSubprocessTransport._start")));
+        assert!(dangerous(&judge(
+            "asyncio.unix_events",
+            "_UnixSubprocessTransport._start"
+        )));
         assert!(dangerous(&judge("os.path", "join")));
     }
 
@@ -303,13 +341,22 @@ mod tests {
         assert!(dangerous(&judge("pathlib", "os.system")));
         assert_eq!(
             judge("pathlib", "os.system"),
-            Verdict::Dangerous { matched: "os".into(), reached: "os.system".into() }
+            Verdict::Dangerous {
+                matched: "os".into(),
+                reached: "os.system".into()
+            }
         );
         assert!(dangerous(&judge("mypkg", "helpers.subprocess.getoutput")));
         assert!(dangerous(&judge("code", "InteractiveInterpreter.runcode")));
-        assert!(dangerous(&judge("collections", "OrderedDict.__init__.__globals__")));
+        assert!(dangerous(&judge(
+            "collections",
+            "OrderedDict.__init__.__globals__"
+        )));
         // A dotted name that reaches nothing listed is unknown, not safe.
-        assert_eq!(judge("collections", "OrderedDict.fromkeys"), Verdict::Unknown);
+        assert_eq!(
+            judge("collections", "OrderedDict.fromkeys"),
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -330,6 +377,7 @@ mod tests {
             ("__torch__.torch.nn.modules.linear", "Linear"),
             ("builtins", "set"),
             ("copyreg", "_reconstructor"),
+            ("torch.jit._pickle", "build_intlist"),
         ] {
             assert_eq!(judge(m, n), Verdict::Safe, "{m}.{n}");
         }
@@ -340,6 +388,8 @@ mod tests {
         assert_eq!(judge("__main__", "Net"), Verdict::Unknown);
         assert_eq!(judge("sklearn.utils", "some_function"), Verdict::Unknown);
         assert_eq!(judge("torch.nn.modules.linear", "helper"), Verdict::Unknown);
+        // An attribute that merely shares a module's name is not that module.
+        assert_eq!(judge("mypkg", "socket"), Verdict::Unknown);
     }
 
     #[test]

@@ -39,6 +39,24 @@ pub const EXTENSION_MISMATCH: &str = "PDG208";
 pub const LEGACY_TORCH: &str = "PDG209";
 pub const UNSAFE_MEMBER_PATH: &str = "PDG210";
 pub const MALFORMED_CONTAINER: &str = "PDG211";
+pub const KERAS_LAMBDA: &str = "PDG301";
+pub const KERAS_LAMBDA_DANGEROUS: &str = "PDG302";
+pub const KERAS_CUSTOM_OBJECT: &str = "PDG303";
+pub const KERAS_DANGEROUS_REFERENCE: &str = "PDG304";
+pub const TF_PYTHON_OP: &str = "PDG311";
+pub const TF_FILE_OP: &str = "PDG312";
+pub const TF_NETWORK_OP: &str = "PDG313";
+pub const ONNX_EXTERNAL_DATA_ESCAPE: &str = "PDG321";
+pub const ONNX_CUSTOM_DOMAIN: &str = "PDG322";
+pub const ONNX_TENSOR_SIZE: &str = "PDG323";
+pub const CHAT_TEMPLATE_ESCAPE: &str = "PDG331";
+pub const CHAT_TEMPLATE_UNPARSABLE: &str = "PDG332";
+pub const SAFETENSORS_HEADER: &str = "PDG341";
+pub const SAFETENSORS_LAYOUT: &str = "PDG342";
+pub const HF_REMOTE_CODE: &str = "PDG351";
+pub const HF_REMOTE_CODE_DANGEROUS_CALL: &str = "PDG352";
+pub const HF_REMOTE_CODE_UNREADABLE: &str = "PDG353";
+pub const MODEL_FORMAT_MALFORMED: &str = "PDG391";
 
 const CWE502: &str = "CWE-502: Deserialization of Untrusted Data";
 
@@ -296,6 +314,257 @@ pub static RULES: &[Rule] = &[
         fix: "Treat the file as corrupt or hostile.",
         references: &[],
     },
+    // ---- Model formats beyond pickle (PDG3xx) ----
+    Rule {
+        id: KERAS_LAMBDA,
+        name: "keras-lambda-code",
+        severity: Severity::High,
+        summary: "A Keras model stores a Lambda as marshalled Python bytecode",
+        what: "A Lambda layer (or any function in the config: activation, output_shape, mask) is stored as \
+               marshal.dumps(func.__code__), base64-encoded: Keras 3 `{\"class_name\": \"__lambda__\"}` dicts \
+               and tf.keras `function_type: \"lambda\"` entries, found at any depth of nesting (nested models, \
+               TimeDistributed / Bidirectional wrappers) in .keras config.json, legacy .h5 model_config and \
+               SavedModel keras_metadata.pb. The message lists the names and strings the bytecode references, \
+               decoded without running it.",
+        why: "Loading with safe_mode=False (or with Keras < 3, or tf.keras) turns the bytecode back into a \
+              function and runs it on the first call: arbitrary code in a file that looks like weights.",
+        example: "Functional > Sequential > TimeDistributed > Lambda(lambda x: __import__('os').system('id') or x).",
+        fix: "Replace Lambda layers by registered custom layers with source code you review; never load with \
+              safe_mode=False a model you did not build.",
+        references: &[
+            "CVE-2024-3660",
+            "CWE-94: Improper Control of Generation of Code",
+        ],
+    },
+    Rule {
+        id: KERAS_LAMBDA_DANGEROUS,
+        name: "keras-lambda-dangerous-names",
+        severity: Severity::Critical,
+        summary: "Keras Lambda bytecode references process, import, file or network machinery",
+        what: "The decoded bytecode of a Lambda names something no tensor function needs: os, subprocess, \
+               system, popen, eval, exec, compile, __import__, importlib, builtins, open, socket, urllib, \
+               requests, shutil, pickle, marshal, ctypes ...",
+        why: "This is the shape of a payload, not of a model: the code runs when the layer is first called \
+              after loading.",
+        example: "A Lambda whose co_names are ('__import__', 'system') and whose constants include 'os'.",
+        fix: "Do not load the model. Report it to whoever published it.",
+        references: &[
+            "CVE-2024-3660",
+            "CWE-94: Improper Control of Generation of Code",
+        ],
+    },
+    Rule {
+        id: KERAS_CUSTOM_OBJECT,
+        name: "keras-custom-object",
+        severity: Severity::Medium,
+        summary: "A Keras config names a class or function from a module outside Keras",
+        what: "An object in the config (`module` + `class_name`, or a named function with its module) comes \
+               from a module other than keras, keras_hub, keras_cv, keras_nlp, tf_keras or tensorflow.",
+        why: "The loader imports that module to rebuild the object (custom objects or safe_mode=False); its \
+              code runs at load time and is not part of the file you scanned.",
+        example: "{\"module\": \"my_layers\", \"class_name\": \"Attention\", \"registered_name\": \"Custom>Attention\"}.",
+        fix: "Make sure the module is code you trust and have reviewed; pass it explicitly as custom_objects.",
+        references: &["CVE-2025-1550"],
+    },
+    Rule {
+        id: KERAS_DANGEROUS_REFERENCE,
+        name: "keras-dangerous-reference",
+        severity: Severity::Critical,
+        summary: "A Keras config resolves a dangerous callable by module and name",
+        what: "An object or named function in the config points at process, code-execution, import, file or \
+               network machinery (os.system, subprocess.Popen, builtins.eval, importlib.import_module ...).",
+        why: "Deserialisation imports the module and calls the object with attacker-chosen arguments \
+              (the CVE-2025-1550 safe_mode bypass).",
+        example: "{\"module\": \"os\", \"class_name\": \"system\", \"config\": {...}} or a Lambda with \
+                  function_type \"function\", function \"system\", module \"os\".",
+        fix: "Do not load the model.",
+        references: &[
+            "CVE-2025-1550",
+            "CWE-502: Deserialization of Untrusted Data",
+        ],
+    },
+    Rule {
+        id: TF_PYTHON_OP,
+        name: "tf-python-op",
+        severity: Severity::Critical,
+        summary: "A TensorFlow graph calls back into Python (PyFunc, EagerPyFunc)",
+        what: "A node of the graph, or of a function in its function library, runs PyFunc, \
+               PyFuncStateless or EagerPyFunc.",
+        why: "These ops call whatever Python function is registered under their token in the loading process; \
+              a model that needs them is not self-contained and is a known code-execution vector.",
+        example: "saved_model.pb whose __inference function holds an EagerPyFunc node.",
+        fix: "Do not serve the model; re-export it without tf.py_function / tf.numpy_function.",
+        references: &["CWE-94: Improper Control of Generation of Code"],
+    },
+    Rule {
+        id: TF_FILE_OP,
+        name: "tf-file-op",
+        severity: Severity::High,
+        summary: "A TensorFlow graph reads or writes files",
+        what: "A node (top level or inside a library function) runs ReadFile, WriteFile, MatchingFiles, a file \
+               reader or record dataset, ImmutableConst, a summary file writer, or PrintV2 into a file:// \
+               stream. The checkpoint ops every SavedModel carries (SaveV2, RestoreV2, MergeV2Checkpoints) \
+               are not reported.",
+        why: "Serving the model reads or overwrites files on the server (secrets, other models, configuration).",
+        example: "A graph that ReadFile('/etc/passwd') and returns it as an output tensor.",
+        fix: "Inspect the graph; models have no business touching the file system at inference time.",
+        references: &["CWE-73: External Control of File Name or Path"],
+    },
+    Rule {
+        id: TF_NETWORK_OP,
+        name: "tf-network-op",
+        severity: Severity::High,
+        summary: "A TensorFlow graph talks to the network",
+        what: "A node runs an RPC op (Rpc, TryRpc, RpcClient ...) or a debugger op that streams tensors to \
+               debug_urls (DebugIdentity, DebugNumericSummary ...).",
+        why: "Inputs and outputs can be sent to a remote host when the model runs.",
+        example: "DebugIdentity with debug_urls ['grpc://attacker:6064'].",
+        fix: "Re-export the model without debugging or RPC ops.",
+        references: &["CWE-200: Exposure of Sensitive Information"],
+    },
+    Rule {
+        id: ONNX_EXTERNAL_DATA_ESCAPE,
+        name: "onnx-external-data-escape",
+        severity: Severity::Critical,
+        summary: "ONNX external data points outside the model's directory",
+        what: "A tensor's external_data `location` is an absolute path, climbs out of the model's directory \
+               with `..`, or resolves through a symlink to a file outside it.",
+        why: "Loaders that do not check (older onnx, other runtimes) read that file into the model's weights, \
+              leaking it through the model's outputs, or fail on special files.",
+        example: "external_data {location: \"../../etc/passwd\"}.",
+        fix: "Keep external data files beside the model, named by relative paths inside its directory.",
+        references: &["GHSA-538c-55jv-c5g9", "CWE-22: Path Traversal"],
+    },
+    Rule {
+        id: ONNX_CUSTOM_DOMAIN,
+        name: "onnx-custom-op-domain",
+        severity: Severity::High,
+        summary: "An ONNX model uses operators from a custom domain",
+        what: "opset_import or a node names a domain that neither onnx nor onnxruntime ships (and that is not a \
+               model-local function domain).",
+        why: "Running the model needs a custom-op library: native code that the runtime loads.",
+        example: "A node with domain \"com.evil.ops\" and op_type \"Exec\".",
+        fix: "Find out which library provides the domain and whether you trust it.",
+        references: &["onnxruntime custom operators"],
+    },
+    Rule {
+        id: ONNX_TENSOR_SIZE,
+        name: "onnx-tensor-size",
+        severity: Severity::Medium,
+        summary: "An ONNX tensor's stored size disagrees with its shape",
+        what: "raw_data, the typed data fields or the external `length` do not hold dims × element size.",
+        why: "Runtimes that trust one of the two read out of bounds or refuse the model; a producer never \
+              writes it.",
+        example: "A float tensor of dims [2, 2] with 12 bytes of raw_data.",
+        fix: "Re-export the model.",
+        references: &["CWE-130: Improper Handling of Length Parameter Inconsistency"],
+    },
+    Rule {
+        id: CHAT_TEMPLATE_ESCAPE,
+        name: "chat-template-escape",
+        severity: Severity::Critical,
+        summary: "A Jinja chat template reaches Python internals (template injection)",
+        what: "A chat template (GGUF tokenizer.chat_template*, tokenizer_config.json chat_template), judged on \
+               its parsed syntax tree, reads private or dunder attributes (__class__, __mro__, \
+               __subclasses__, __globals__ ...), also through |attr or names built from constants, reaches \
+               Jinja/Flask globals (lipsum, cycler, joiner, self ...) or Python modules, calls methods that run \
+               processes or touch files (popen, system, read, write ...), or uses str.format field lookups.",
+        why: "Loaders that render templates without a sandbox (llama-cpp-python before its fix, vLLM, SGLang) \
+              run the payload on every chat request.",
+        example: "{{ ''.__class__.__mro__[1].__subclasses__() }} in tokenizer.chat_template.",
+        fix: "Do not serve the model; replace the template with the family's official one.",
+        references: &["CVE-2024-34359", "CVE-2026-5760", "CVE-2024-56326"],
+    },
+    Rule {
+        id: CHAT_TEMPLATE_UNPARSABLE,
+        name: "chat-template-unparsable",
+        severity: Severity::Medium,
+        summary: "A chat template could not be parsed as Jinja",
+        what: "The template is not valid Jinja (or is over the size limit), so it could not be judged.",
+        why: "It cannot be shown safe; the renderer may accept what our parser refuses.",
+        example: "An unterminated {% for %} block.",
+        fix: "Look at the template by hand.",
+        references: &[],
+    },
+    Rule {
+        id: SAFETENSORS_HEADER,
+        name: "safetensors-header",
+        severity: Severity::High,
+        summary: "A safetensors header is oversized, out of the file, not JSON, or has non-string metadata",
+        what: "The 8-byte header length is over 100 MB or past the end of the file, the header is not UTF-8 \
+               JSON of the expected shape, or __metadata__ holds values that are not strings.",
+        why: "An oversized header length is a denial of service on loaders that allocate it; a header that \
+              does not parse means the file is not what its name says.",
+        example: "A header length of 2^63.",
+        fix: "Re-save the tensors with the safetensors library.",
+        references: &["CWE-789: Memory Allocation with Excessive Size Value"],
+    },
+    Rule {
+        id: SAFETENSORS_LAYOUT,
+        name: "safetensors-layout",
+        severity: Severity::Medium,
+        summary: "safetensors tensor table is inconsistent (sizes, offsets, overlaps, gaps, duplicates)",
+        what: "A tensor's dtype × shape does not match its byte range, a range is out of the buffer, ranges \
+               overlap or leave gaps, a name appears twice (the reference loader keeps the last one), bytes \
+               follow the last tensor, an entry is malformed, or whitespace precedes the header.",
+        why: "Different loaders resolve these differently (aliasing tensors, hidden bytes, the last of two \
+              duplicates), so the weights a scanner or reviewer sees are not the ones that run.",
+        example: "Two tensors whose data_offsets overlap.",
+        fix: "Re-save the tensors with the safetensors library.",
+        references: &["safetensors README (format rules)"],
+    },
+    Rule {
+        id: HF_REMOTE_CODE,
+        name: "hf-remote-code",
+        severity: Severity::High,
+        summary: "A Hugging Face repository needs trust_remote_code: it runs its own Python",
+        what: "config.json or tokenizer_config.json has an auto_map entry: transformers imports the named \
+               module (modeling_*.py, tokenization_*.py ...) from the repository, or from another repository \
+               for `org/repo--module.Class`, when loaded with trust_remote_code=True.",
+        why: "That Python runs with the user's privileges on load; it is code, not weights.",
+        example: "\"auto_map\": {\"AutoModelForCausalLM\": \"modeling_x.XForCausalLM\"}.",
+        fix: "Review the referenced Python (pedigree reports risky calls in it as PDG352), pin the revision, \
+              or use a model supported natively by transformers.",
+        references: &["transformers trust_remote_code"],
+    },
+    Rule {
+        id: HF_REMOTE_CODE_DANGEROUS_CALL,
+        name: "hf-remote-code-dangerous-call",
+        severity: Severity::Critical,
+        summary: "Remote code of a Hugging Face repository starts processes, uses the network, runs dynamic code or writes files",
+        what: "A Python module named by auto_map, parsed with a Python parser (names resolved through its \
+               imports), calls subprocess / os.system / os.exec* / pty, socket / requests / urllib, \
+               eval / exec / compile / __import__ / importlib.import_module, or writes or deletes files.",
+        why: "These calls run when the model is loaded with trust_remote_code=True.",
+        example: "modeling_x.py: `import subprocess as sp` ... `sp.run(['curl', url])`.",
+        fix: "Do not load the repository with trust_remote_code until the call is understood and justified.",
+        references: &["CWE-94: Improper Control of Generation of Code"],
+    },
+    Rule {
+        id: HF_REMOTE_CODE_UNREADABLE,
+        name: "hf-remote-code-unreadable",
+        severity: Severity::Medium,
+        summary: "A Python module named by auto_map is missing or could not be parsed",
+        what: "The module file is absent beside the config, too large, or not valid Python for our parser.",
+        why: "Its code cannot be checked; a missing module may be fetched from elsewhere at load time.",
+        example: "auto_map names modeling_x.XModel but modeling_x.py is not in the directory.",
+        fix: "Review the code by hand.",
+        references: &[],
+    },
+    Rule {
+        id: MODEL_FORMAT_MALFORMED,
+        name: "model-format-malformed",
+        severity: Severity::Medium,
+        summary: "A model file is malformed for its format (GGUF, ONNX, TensorFlow, Keras, HDF5)",
+        what: "The reader found a structural problem: counts or strings beyond the data, an unsupported \
+               version, inconsistent tensor infos, a protobuf that does not decode, or a model config that \
+               does not parse.",
+        why: "Loaders disagree on malformed files, and a hostile header is a denial of service; what could not \
+              be read could not be scanned.",
+        example: "A GGUF header claiming 2^60 metadata entries.",
+        fix: "Re-export the model with its framework's own tools.",
+        references: &["CWE-20: Improper Input Validation"],
+    },
 ];
 
 /// Looks a rule up by id (case-insensitive) or by name.
@@ -343,9 +612,15 @@ pub fn render_one(r: &Rule, markdown: bool) -> String {
         }
     };
     let mut s = if markdown {
-        format!("## {}\n\n`{}` · severity **{}**\n\n", r.id, r.name, r.severity)
+        format!(
+            "## {}\n\n`{}` · severity **{}**\n\n",
+            r.id, r.name, r.severity
+        )
     } else {
-        format!("{} {} (severity: {})\n{}\n\n", r.id, r.name, r.severity, r.summary)
+        format!(
+            "{} {} (severity: {})\n{}\n\n",
+            r.id, r.name, r.severity, r.summary
+        )
     };
     let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     for (title, body) in [
@@ -374,7 +649,11 @@ mod tests {
     fn ids_are_unique_and_well_formed() {
         let mut seen = std::collections::HashSet::new();
         for r in RULES {
-            assert!(r.id.starts_with("PDG") && r.id[3..].parse::<u32>().is_ok(), "{}", r.id);
+            assert!(
+                r.id.starts_with("PDG") && r.id[3..].parse::<u32>().is_ok(),
+                "{}",
+                r.id
+            );
             assert!(seen.insert(r.id), "duplicate id {}", r.id);
             assert!(!r.what.is_empty() && !r.why.is_empty() && !r.fix.is_empty());
         }
@@ -398,6 +677,24 @@ mod tests {
             LEGACY_TORCH,
             UNSAFE_MEMBER_PATH,
             MALFORMED_CONTAINER,
+            KERAS_LAMBDA,
+            KERAS_LAMBDA_DANGEROUS,
+            KERAS_CUSTOM_OBJECT,
+            KERAS_DANGEROUS_REFERENCE,
+            TF_PYTHON_OP,
+            TF_FILE_OP,
+            TF_NETWORK_OP,
+            ONNX_EXTERNAL_DATA_ESCAPE,
+            ONNX_CUSTOM_DOMAIN,
+            ONNX_TENSOR_SIZE,
+            CHAT_TEMPLATE_ESCAPE,
+            CHAT_TEMPLATE_UNPARSABLE,
+            SAFETENSORS_HEADER,
+            SAFETENSORS_LAYOUT,
+            HF_REMOTE_CODE,
+            HF_REMOTE_CODE_DANGEROUS_CALL,
+            HF_REMOTE_CODE_UNREADABLE,
+            MODEL_FORMAT_MALFORMED,
         ] {
             assert_eq!(get(id).id, id);
         }

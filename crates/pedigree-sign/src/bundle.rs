@@ -6,7 +6,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result, VerifyFailure};
-use crate::manifest::{HashAlgorithm, Manifest, Method, Serialization, canonicalize_name, parse_shard_name};
+use crate::manifest::{
+    HashAlgorithm, Manifest, Method, Serialization, canonicalize_name, parse_shard_name,
+};
 
 /// Sigstore bundle media type written by OMS v1.0 producers.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -124,11 +126,14 @@ fn bad(msg: impl Into<String>) -> Error {
 }
 
 fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object().ok_or_else(|| bad(format!("{what} is not a JSON object")))
+    v.as_object()
+        .ok_or_else(|| bad(format!("{what} is not a JSON object")))
 }
 
 fn str_field<'a>(m: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str> {
-    m.get(key).and_then(Value::as_str).ok_or_else(|| bad(format!("{what}: missing or non-string '{key}'")))
+    m.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{what}: missing or non-string '{key}'")))
 }
 
 impl Bundle {
@@ -138,19 +143,26 @@ impl Bundle {
     /// without tlog entries, undecodable base64, no signatures.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > MAX_BUNDLE_BYTES {
-            return Err(bad(format!("bundle is {} bytes, over the {} byte limit", bytes.len(), MAX_BUNDLE_BYTES)));
+            return Err(bad(format!(
+                "bundle is {} bytes, over the {} byte limit",
+                bytes.len(),
+                MAX_BUNDLE_BYTES
+            )));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("bundle is not UTF-8"))?;
         if text.trim().is_empty() {
             return Err(bad("bundle is empty"));
         }
-        let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("bundle is not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| bad(format!("bundle is not valid JSON: {e}")))?;
         let top = obj(&v, "bundle")?;
         let media = str_field(top, "mediaType", "bundle")?;
         if !media.starts_with("application/vnd.dev.sigstore.bundle") {
             return Err(bad(format!("mediaType '{media}' is not a Sigstore bundle")));
         }
-        let vm = top.get("verificationMaterial").ok_or_else(|| bad("missing verificationMaterial"))?;
+        let vm = top
+            .get("verificationMaterial")
+            .ok_or_else(|| bad("missing verificationMaterial"))?;
         let vm = obj(vm, "verificationMaterial")?;
         let material = Self::parse_material(vm)?;
         let env = top.get("dsseEnvelope").ok_or_else(|| {
@@ -163,7 +175,8 @@ impl Bundle {
         let env = obj(env, "dsseEnvelope")?;
         let payload_type = str_field(env, "payloadType", "dsseEnvelope")?.to_string();
         let payload_b64 = str_field(env, "payload", "dsseEnvelope")?;
-        let payload = b64decode(payload_b64).ok_or_else(|| bad("dsseEnvelope.payload is not base64"))?;
+        let payload =
+            b64decode(payload_b64).ok_or_else(|| bad("dsseEnvelope.payload is not base64"))?;
         let sigs = env
             .get("signatures")
             .and_then(Value::as_array)
@@ -178,7 +191,13 @@ impl Bundle {
             let sig = str_field(so, "sig", "signature")?;
             signatures.push(b64decode(sig).ok_or_else(|| bad("signature is not base64"))?);
         }
-        Ok(Bundle { json: text.to_string(), material, payload, payload_type, signatures })
+        Ok(Bundle {
+            json: text.to_string(),
+            material,
+            payload,
+            payload_type,
+            signatures,
+        })
     }
 
     fn parse_material(vm: &Map<String, Value>) -> Result<Material> {
@@ -186,7 +205,9 @@ impl Bundle {
             let pk = obj(pk, "publicKey")?;
             let hint = pk.get("hint").and_then(Value::as_str).map(str::to_string);
             let raw = match pk.get("rawBytes").and_then(Value::as_str) {
-                Some(r) => Some(b64decode(r).ok_or_else(|| bad("publicKey.rawBytes is not base64"))?),
+                Some(r) => {
+                    Some(b64decode(r).ok_or_else(|| bad("publicKey.rawBytes is not base64"))?)
+                }
                 None => None,
             };
             if hint.is_none() && raw.is_none() {
@@ -213,13 +234,24 @@ impl Bundle {
         if let Some(c) = vm.get("certificate") {
             let raw = str_field(obj(c, "certificate")?, "rawBytes", "certificate")?;
             let cert = b64decode(raw).ok_or_else(|| bad("certificate rawBytes is not base64"))?;
-            let n = vm.get("tlogEntries").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let n = vm
+                .get("tlogEntries")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
             if n == 0 {
-                return Err(bad("sigstore bundle (single 'certificate') has no tlogEntries; at least one is required"));
+                return Err(bad(
+                    "sigstore bundle (single 'certificate') has no tlogEntries; at least one is required",
+                ));
             }
-            return Ok(Material::Sigstore { cert, tlog_entries: n });
+            return Ok(Material::Sigstore {
+                cert,
+                tlog_entries: n,
+            });
         }
-        Err(bad("verificationMaterial has none of publicKey, x509CertificateChain, certificate"))
+        Err(bad(
+            "verificationMaterial has none of publicKey, x509CertificateChain, certificate",
+        ))
     }
 
     /// The DSSE PAE that the signatures cover.
@@ -241,24 +273,43 @@ fn sfail(msg: impl Into<String>) -> VerifyFailure {
 /// Parse an OMS statement.
 pub fn parse_statement(payload_type: &str, payload: &[u8]) -> Result<Statement, VerifyFailure> {
     if payload_type != PAYLOAD_TYPE {
-        return Err(sfail(format!("payloadType '{payload_type}' is not '{PAYLOAD_TYPE}'")));
+        return Err(sfail(format!(
+            "payloadType '{payload_type}' is not '{PAYLOAD_TYPE}'"
+        )));
     }
-    let v: Value = serde_json::from_slice(payload).map_err(|e| sfail(format!("payload is not JSON: {e}")))?;
-    let m = v.as_object().ok_or_else(|| sfail("payload is not an object"))?;
+    let v: Value =
+        serde_json::from_slice(payload).map_err(|e| sfail(format!("payload is not JSON: {e}")))?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| sfail("payload is not an object"))?;
     let ty = m.get("_type").and_then(Value::as_str).unwrap_or("");
     if ty != STATEMENT_TYPE {
         return Err(sfail(format!("_type '{ty}' is not '{STATEMENT_TYPE}'")));
     }
     let pt = m.get("predicateType").and_then(Value::as_str).unwrap_or("");
     if pt != PREDICATE_TYPE {
-        return Err(sfail(format!("predicateType '{pt}' is not '{PREDICATE_TYPE}'")));
+        return Err(sfail(format!(
+            "predicateType '{pt}' is not '{PREDICATE_TYPE}'"
+        )));
     }
-    let subj = m.get("subject").and_then(Value::as_array).ok_or_else(|| sfail("missing subject"))?;
+    let subj = m
+        .get("subject")
+        .and_then(Value::as_array)
+        .ok_or_else(|| sfail("missing subject"))?;
     if subj.len() != 1 {
-        return Err(sfail(format!("expected exactly one subject, found {}", subj.len())));
+        return Err(sfail(format!(
+            "expected exactly one subject, found {}",
+            subj.len()
+        )));
     }
-    let s0 = subj[0].as_object().ok_or_else(|| sfail("subject is not an object"))?;
-    let subject_name = s0.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let s0 = subj[0]
+        .as_object()
+        .ok_or_else(|| sfail("subject is not an object"))?;
+    let subject_name = s0
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if subject_name.is_empty() {
         return Err(sfail("subject name is empty"));
     }
@@ -267,11 +318,26 @@ pub fn parse_statement(payload_type: &str, payload: &[u8]) -> Result<Statement, 
         .and_then(|d| d.get("sha256"))
         .and_then(Value::as_str)
         .ok_or_else(|| sfail("subject has no sha256 digest"))?;
-    let subject_digest = hex::decode(sd).ok().filter(|d| d.len() == 32).ok_or_else(|| sfail("subject sha256 digest is not 32 hex bytes"))?;
-    let pred = m.get("predicate").and_then(Value::as_object).ok_or_else(|| sfail("missing predicate"))?;
-    let ser = pred.get("serialization").and_then(Value::as_object).ok_or_else(|| sfail("missing predicate.serialization"))?;
-    let method = ser.get("method").and_then(Value::as_str).ok_or_else(|| sfail("serialization.method missing"))?;
-    let hash_type = ser.get("hash_type").and_then(Value::as_str).ok_or_else(|| sfail("serialization.hash_type missing"))?;
+    let subject_digest = hex::decode(sd)
+        .ok()
+        .filter(|d| d.len() == 32)
+        .ok_or_else(|| sfail("subject sha256 digest is not 32 hex bytes"))?;
+    let pred = m
+        .get("predicate")
+        .and_then(Value::as_object)
+        .ok_or_else(|| sfail("missing predicate"))?;
+    let ser = pred
+        .get("serialization")
+        .and_then(Value::as_object)
+        .ok_or_else(|| sfail("missing predicate.serialization"))?;
+    let method = ser
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| sfail("serialization.method missing"))?;
+    let hash_type = ser
+        .get("hash_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| sfail("serialization.hash_type missing"))?;
     let hash = HashAlgorithm::parse(hash_type).map_err(|e| sfail(e.to_string()))?;
     let allow_symlinks = ser
         .get("allow_symlinks")
@@ -283,10 +349,16 @@ pub fn parse_statement(payload_type: &str, payload: &[u8]) -> Result<Statement, 
             // The reference tool writes shard_size as a float (e.g.
             // 1000000000.0) because it goes through a protobuf Struct;
             // accept any integral, positive, exactly representable number.
-            let n = ser.get("shard_size").ok_or_else(|| sfail("shards method without shard_size"))?;
+            let n = ser
+                .get("shard_size")
+                .ok_or_else(|| sfail("shards method without shard_size"))?;
             let size = n
                 .as_u64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9.007_199_254_740_992e15).map(|f| f as u64))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9.007_199_254_740_992e15)
+                        .map(|f| f as u64)
+                })
                 .filter(|s| *s > 0)
                 .ok_or_else(|| sfail(format!("shard_size {n} is not a positive integer")))?;
             Method::Shards { shard_size: size }
@@ -298,36 +370,67 @@ pub fn parse_statement(payload_type: &str, payload: &[u8]) -> Result<Statement, 
         Some(Value::Array(a)) => {
             let mut v = Vec::new();
             for p in a {
-                let p = p.as_str().ok_or_else(|| sfail("ignore_paths entry is not a string"))?;
+                let p = p
+                    .as_str()
+                    .ok_or_else(|| sfail("ignore_paths entry is not a string"))?;
                 v.push(p.to_string());
             }
             (v, true)
         }
         Some(_) => return Err(sfail("ignore_paths is not an array")),
     };
-    let res = pred.get("resources").and_then(Value::as_array).ok_or_else(|| sfail("missing predicate.resources"))?;
+    let res = pred
+        .get("resources")
+        .and_then(Value::as_array)
+        .ok_or_else(|| sfail("missing predicate.resources"))?;
     if res.is_empty() {
         return Err(sfail("predicate.resources is empty"));
     }
     if res.len() > MAX_RESOURCES {
-        return Err(sfail(format!("{} resources, over the {MAX_RESOURCES} limit", res.len())));
+        return Err(sfail(format!(
+            "{} resources, over the {MAX_RESOURCES} limit",
+            res.len()
+        )));
     }
     let mut resources = Vec::with_capacity(res.len());
     for r in res {
-        let r = r.as_object().ok_or_else(|| sfail("resource is not an object"))?;
-        let name = r.get("name").and_then(Value::as_str).ok_or_else(|| sfail("resource without name"))?;
-        let algorithm = r.get("algorithm").and_then(Value::as_str).ok_or_else(|| sfail(format!("resource '{name}' without algorithm")))?;
-        let digest = r.get("digest").and_then(Value::as_str).ok_or_else(|| sfail(format!("resource '{name}' without digest")))?;
-        let digest = hex::decode(digest).map_err(|_| sfail(format!("resource '{name}' digest is not hex")))?;
+        let r = r
+            .as_object()
+            .ok_or_else(|| sfail("resource is not an object"))?;
+        let name = r
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| sfail("resource without name"))?;
+        let algorithm = r
+            .get("algorithm")
+            .and_then(Value::as_str)
+            .ok_or_else(|| sfail(format!("resource '{name}' without algorithm")))?;
+        let digest = r
+            .get("digest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| sfail(format!("resource '{name}' without digest")))?;
+        let digest = hex::decode(digest)
+            .map_err(|_| sfail(format!("resource '{name}' digest is not hex")))?;
         if !algorithm_matches(algorithm, hash, method) {
-            return Err(sfail(format!("resource '{name}' algorithm '{algorithm}' does not match hash_type '{hash_type}'")));
+            return Err(sfail(format!(
+                "resource '{name}' algorithm '{algorithm}' does not match hash_type '{hash_type}'"
+            )));
         }
-        resources.push(SignedResource { name: name.to_string(), algorithm: algorithm.to_string(), digest });
+        resources.push(SignedResource {
+            name: name.to_string(),
+            algorithm: algorithm.to_string(),
+            digest,
+        });
     }
     Ok(Statement {
         subject_name,
         subject_digest,
-        serialization: Serialization { method, hash, allow_symlinks, ignore_paths },
+        serialization: Serialization {
+            method,
+            hash,
+            allow_symlinks,
+            ignore_paths,
+        },
         ignore_paths_recorded,
         resources,
     })
@@ -360,7 +463,9 @@ pub enum Flavor {
 /// The in-toto statement JSON for a manifest.
 pub fn statement_json(m: &Manifest, flavor: Flavor) -> Value {
     let label = match (flavor, m.serialization.method) {
-        (Flavor::ModelSigning, Method::Shards { shard_size }) => format!("{}-sharded-{}", m.serialization.hash.label(), shard_size),
+        (Flavor::ModelSigning, Method::Shards { shard_size }) => {
+            format!("{}-sharded-{}", m.serialization.hash.label(), shard_size)
+        }
         _ => m.serialization.hash.label().to_string(),
     };
     let mut resources: Vec<(String, &[u8])> = m
@@ -381,13 +486,25 @@ pub fn statement_json(m: &Manifest, flavor: Flavor) -> Value {
     resources.sort_by(|a, b| a.0.cmp(&b.0));
     let root = crate::manifest::root_digest(resources.iter().map(|r| r.1));
     let mut ser = Map::new();
-    ser.insert("method".into(), json!(match m.serialization.method { Method::Files => "files", Method::Shards { .. } => "shards" }));
+    ser.insert(
+        "method".into(),
+        json!(match m.serialization.method {
+            Method::Files => "files",
+            Method::Shards { .. } => "shards",
+        }),
+    );
     ser.insert("hash_type".into(), json!(m.serialization.hash.label()));
     if let Method::Shards { shard_size } = m.serialization.method {
         ser.insert("shard_size".into(), json!(shard_size));
     }
-    ser.insert("allow_symlinks".into(), json!(m.serialization.allow_symlinks));
-    let mut ignores: Vec<String> = crate::manifest::DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect();
+    ser.insert(
+        "allow_symlinks".into(),
+        json!(m.serialization.allow_symlinks),
+    );
+    let mut ignores: Vec<String> = crate::manifest::DEFAULT_IGNORE_PATHS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for p in &m.serialization.ignore_paths {
         if let Ok(c) = canonicalize_name(p) {
             if !ignores.contains(&c) {

@@ -16,7 +16,7 @@ pub enum PrivateKey {
     /// NIST P-384.
     P384(p384::ecdsa::SigningKey),
     /// NIST P-521.
-    P521(p521::ecdsa::SigningKey),
+    P521(p521::SecretKey),
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -43,19 +43,28 @@ impl PrivateKey {
     /// (`EC PRIVATE KEY`). Encrypted keys are refused.
     pub fn from_pem(pem: &str) -> Result<Self> {
         if pem.contains("ENCRYPTED") {
-            return Err(Error::Key("encrypted private keys are not supported; decrypt it first".into()));
+            return Err(Error::Key(
+                "encrypted private keys are not supported; decrypt it first".into(),
+            ));
         }
-        if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem)) {
+        if let Ok(k) =
+            p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem))
+        {
             return Ok(PrivateKey::P256(k.into()));
         }
-        if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pem).or_else(|_| p384::SecretKey::from_sec1_pem(pem)) {
+        if let Ok(k) =
+            p384::SecretKey::from_pkcs8_pem(pem).or_else(|_| p384::SecretKey::from_sec1_pem(pem))
+        {
             return Ok(PrivateKey::P384(k.into()));
         }
-        if let Ok(k) = p521::SecretKey::from_pkcs8_pem(pem).or_else(|_| p521::SecretKey::from_sec1_pem(pem)) {
-            let sk = p521::ecdsa::SigningKey::from_bytes(&k.to_bytes()).map_err(|e| Error::Key(format!("P-521 key: {e}")))?;
-            return Ok(PrivateKey::P521(sk));
+        if let Ok(k) =
+            p521::SecretKey::from_pkcs8_pem(pem).or_else(|_| p521::SecretKey::from_sec1_pem(pem))
+        {
+            return Ok(PrivateKey::P521(k));
         }
-        Err(Error::Key("not a PEM ECDSA private key on P-256, P-384 or P-521".into()))
+        Err(Error::Key(
+            "not a PEM ECDSA private key on P-256, P-384 or P-521".into(),
+        ))
     }
 
     /// The matching public key.
@@ -63,14 +72,7 @@ impl PrivateKey {
         match self {
             PrivateKey::P256(k) => PublicKey::P256(*k.verifying_key()),
             PrivateKey::P384(k) => PublicKey::P384(*k.verifying_key()),
-            PrivateKey::P521(k) => {
-                let vk = k.verifying_key();
-                // A signing key's public point is always valid.
-                match p521::PublicKey::from_sec1_bytes(&vk.to_encoded_point(false).to_bytes()) {
-                    Ok(p) => PublicKey::P521(p),
-                    Err(_) => unreachable_p521(),
-                }
-            }
+            PrivateKey::P521(k) => PublicKey::P521(k.public_key()),
         }
     }
 
@@ -85,10 +87,15 @@ impl PrivateKey {
                 let s: p384::ecdsa::DerSignature = k.sign(msg);
                 s.as_bytes().to_vec()
             }
-            PrivateKey::P521(k) => {
-                let s: p521::ecdsa::Signature = k.sign(msg);
-                s.to_der().as_bytes().to_vec()
-            }
+            PrivateKey::P521(k) => match p521::ecdsa::SigningKey::from_bytes(&k.to_bytes()) {
+                Ok(sk) => {
+                    let s: p521::ecdsa::Signature = sk.sign(msg);
+                    s.to_der().as_bytes().to_vec()
+                }
+                // A parsed SecretKey is a valid non-zero scalar, so this
+                // cannot happen; an empty signature simply fails to verify.
+                Err(_) => Vec::new(),
+            },
         }
     }
 }
@@ -111,7 +118,9 @@ impl PublicKey {
         if let Ok(k) = p521::PublicKey::from_public_key_der(der) {
             return Ok(PublicKey::P521(k));
         }
-        Err(Error::Key("public key is not ECDSA P-256, P-384 or P-521".into()))
+        Err(Error::Key(
+            "public key is not ECDSA P-256, P-384 or P-521".into(),
+        ))
     }
 
     /// Curve name, for messages.
@@ -157,9 +166,15 @@ impl PublicKey {
     /// Verify a DER ECDSA signature over `msg`.
     pub fn verify_der(&self, msg: &[u8], sig: &[u8]) -> bool {
         match self {
-            PublicKey::P256(k) => p256::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify(msg, &s).is_ok()),
-            PublicKey::P384(k) => p384::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify(msg, &s).is_ok()),
-            PublicKey::P521(k) => p521_vk(k).is_some_and(|vk| p521::ecdsa::Signature::from_der(sig).is_ok_and(|s| vk.verify(msg, &s).is_ok())),
+            PublicKey::P256(k) => {
+                p256::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+            }
+            PublicKey::P384(k) => {
+                p384::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+            }
+            PublicKey::P521(k) => p521_vk(k).is_some_and(|vk| {
+                p521::ecdsa::Signature::from_der(sig).is_ok_and(|s| vk.verify(msg, &s).is_ok())
+            }),
         }
     }
 
@@ -168,22 +183,20 @@ impl PublicKey {
     pub fn verify_prehash_der(&self, digest: &[u8], sig: &[u8]) -> bool {
         use ecdsa::signature::hazmat::PrehashVerifier;
         match self {
-            PublicKey::P256(k) => p256::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
-            PublicKey::P384(k) => p384::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
-            PublicKey::P521(k) => p521_vk(k).is_some_and(|vk| p521::ecdsa::Signature::from_der(sig).is_ok_and(|s| vk.verify_prehash(digest, &s).is_ok())),
+            PublicKey::P256(k) => p256::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            PublicKey::P384(k) => p384::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            PublicKey::P521(k) => p521_vk(k).is_some_and(|vk| {
+                p521::ecdsa::Signature::from_der(sig)
+                    .is_ok_and(|s| vk.verify_prehash(digest, &s).is_ok())
+            }),
         }
     }
 }
 
 fn p521_vk(k: &p521::PublicKey) -> Option<p521::ecdsa::VerifyingKey> {
     p521::ecdsa::VerifyingKey::from_affine(*k.as_affine()).ok()
-}
-
-#[cold]
-fn unreachable_p521() -> PublicKey {
-    // Only reachable if p521 produced an invalid point for its own key;
-    // return the generator's key so callers fail verification, not panic.
-    PublicKey::P521(p521::PublicKey::from_affine(p521::AffinePoint::GENERATOR).unwrap_or_else(|_| unreachable_p521()))
 }
 
 /// Decode the first PEM block with the given label.
@@ -201,14 +214,17 @@ pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rest = text;
     while let Some(b) = rest.find("-----BEGIN ") {
         let after = &rest[b..];
-        let Some(end_label) = after[11..].find("-----") else { break };
+        let Some(end_label) = after[11..].find("-----") else {
+            break;
+        };
         let label = after[11..11 + end_label].to_string();
         let end_marker = format!("-----END {label}-----");
         let Some(e) = after.find(&end_marker) else {
             return Err(Error::Key(format!("unterminated PEM block '{label}'")));
         };
         let block = &after[..e + end_marker.len()];
-        let (l, d) = der::pem::decode_vec(block.as_bytes()).map_err(|e| Error::Key(format!("bad PEM block '{label}': {e}")))?;
+        let (l, d) = der::pem::decode_vec(block.as_bytes())
+            .map_err(|e| Error::Key(format!("bad PEM block '{label}': {e}")))?;
         out.push((l.to_string(), d));
         rest = &after[e + end_marker.len()..];
     }

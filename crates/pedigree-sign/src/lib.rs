@@ -26,5 +26,8 @@ pub use keys::{PrivateKey, PublicKey};
 pub use manifest::{HashAlgorithm, Manifest, Method, Serialization};
 pub use sign::{SignOptions, Signer, sign_manifest, sign_model};
 pub use sigstore::{SigstoreIdentity, SigstoreTrust};
-pub use verify::{SignerIdentity, TrustStore, Verified, VerifiedBundle, VerifyOptions, verify_bundle, verify_model};
+pub use verify::{
+    SignerIdentity, TrustStore, Verified, VerifiedBundle, VerifyOptions, verify_bundle,
+    verify_model,
+};
 pub use x509::Cert;

@@ -64,7 +64,9 @@ impl HashAlgorithm {
         match s {
             "sha256" => Ok(HashAlgorithm::Sha256),
             "blake3" => Ok(HashAlgorithm::Blake3),
-            "blake2b" | "blake2" => Err(Error::Options(format!("hash algorithm '{s}' is not supported by pedigree"))),
+            "blake2b" | "blake2" => Err(Error::Options(format!(
+                "hash algorithm '{s}' is not supported by pedigree"
+            ))),
             other => Err(Error::Options(format!("unknown hash algorithm '{other}'"))),
         }
     }
@@ -98,7 +100,12 @@ pub struct Serialization {
 
 impl Default for Serialization {
     fn default() -> Self {
-        Serialization { method: Method::Files, hash: HashAlgorithm::Sha256, allow_symlinks: false, ignore_paths: Vec::new() }
+        Serialization {
+            method: Method::Files,
+            hash: HashAlgorithm::Sha256,
+            allow_symlinks: false,
+            ignore_paths: Vec::new(),
+        }
     }
 }
 
@@ -181,7 +188,9 @@ pub fn root_digest<'a>(digests: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] 
 /// empty components dropped, no absolute paths, no `..`, no trailing `/`.
 pub fn canonicalize_name(raw: &str) -> Result<String> {
     if raw.starts_with('/') {
-        return Err(Error::Model(format!("path '{raw}' is absolute; resource names must be relative")));
+        return Err(Error::Model(format!(
+            "path '{raw}' is absolute; resource names must be relative"
+        )));
     }
     let mut parts = Vec::new();
     for comp in raw.split('/') {
@@ -192,14 +201,21 @@ pub fn canonicalize_name(raw: &str) -> Result<String> {
         }
     }
     if parts.is_empty() {
-        return Err(Error::Model(format!("path '{raw}' is empty after canonicalization")));
+        return Err(Error::Model(format!(
+            "path '{raw}' is empty after canonicalization"
+        )));
     }
     Ok(parts.join("/"))
 }
 
 /// True when `name` equals one of `ignores` or lies beneath one.
 pub fn is_ignored(name: &str, ignores: &[String]) -> bool {
-    ignores.iter().any(|ig| name == ig || (name.len() > ig.len() && name.starts_with(ig.as_str()) && name.as_bytes()[ig.len()] == b'/'))
+    ignores.iter().any(|ig| {
+        name == ig
+            || (name.len() > ig.len()
+                && name.starts_with(ig.as_str())
+                && name.as_bytes()[ig.len()] == b'/')
+    })
 }
 
 /// The informational model name: basename of the path, made absolute first
@@ -220,30 +236,57 @@ pub fn enumerate(model: &Path, ser: &Serialization) -> Result<Vec<FileEntry>> {
     let meta = std::fs::symlink_metadata(model).map_err(|e| Error::io(model, e))?;
     let is_link = meta.file_type().is_symlink();
     if is_link && !ser.allow_symlinks {
-        return Err(Error::Model(format!("{} is a symbolic link; symlinks are refused unless allowed", model.display())));
+        return Err(Error::Model(format!(
+            "{} is a symbolic link; symlinks are refused unless allowed",
+            model.display()
+        )));
     }
-    let meta = if is_link { std::fs::metadata(model).map_err(|e| Error::io(model, e))? } else { meta };
+    let meta = if is_link {
+        std::fs::metadata(model).map_err(|e| Error::io(model, e))?
+    } else {
+        meta
+    };
     if meta.is_file() {
         let name = model
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Model(format!("{}: file name is not valid UTF-8", model.display())))?
+            .ok_or_else(|| {
+                Error::Model(format!("{}: file name is not valid UTF-8", model.display()))
+            })?
             .to_string();
-        return Ok(vec![FileEntry { name, path: model.to_path_buf(), size: meta.len() }]);
+        return Ok(vec![FileEntry {
+            name,
+            path: model.to_path_buf(),
+            size: meta.len(),
+        }]);
     }
     if !meta.is_dir() {
-        return Err(Error::Model(format!("{} is neither a regular file nor a directory", model.display())));
+        return Err(Error::Model(format!(
+            "{} is neither a regular file nor a directory",
+            model.display()
+        )));
     }
     let mut out = Vec::new();
     let mut visited = HashSet::new();
     if let Ok(c) = std::fs::canonicalize(model) {
         visited.insert(c);
     }
-    walk(model, "", ser.allow_symlinks, &ignores, &mut visited, &mut out, 0)?;
+    walk(
+        model,
+        "",
+        ser.allow_symlinks,
+        &ignores,
+        &mut visited,
+        &mut out,
+        0,
+    )?;
     // Code-point order of UTF-8 strings is byte order, which `str::cmp` uses.
     out.sort_by(|a, b| a.name.cmp(&b.name));
     if out.is_empty() {
-        return Err(Error::Model(format!("{}: no files to sign after exclusions", model.display())));
+        return Err(Error::Model(format!(
+            "{}: no files to sign after exclusions",
+            model.display()
+        )));
     }
     Ok(out)
 }
@@ -258,7 +301,10 @@ fn walk(
     depth: usize,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Model(format!("{}: directory tree deeper than {MAX_DEPTH}", dir.display())));
+        return Err(Error::Model(format!(
+            "{}: directory tree deeper than {MAX_DEPTH}",
+            dir.display()
+        )));
     }
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut children = Vec::new();
@@ -268,10 +314,17 @@ fn walk(
     }
     for path in children {
         let fname = path.file_name().unwrap_or_default();
-        let fname = fname
-            .to_str()
-            .ok_or_else(|| Error::Model(format!("{}: file name is not valid UTF-8 and cannot be signed", path.display())))?;
-        let name = if prefix.is_empty() { fname.to_string() } else { format!("{prefix}/{fname}") };
+        let fname = fname.to_str().ok_or_else(|| {
+            Error::Model(format!(
+                "{}: file name is not valid UTF-8 and cannot be signed",
+                path.display()
+            ))
+        })?;
+        let name = if prefix.is_empty() {
+            fname.to_string()
+        } else {
+            format!("{prefix}/{fname}")
+        };
         if is_ignored(&name, ignores) {
             tracing::debug!(%name, "ignored");
             continue;
@@ -279,7 +332,9 @@ fn walk(
         let lmeta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         let meta = if lmeta.file_type().is_symlink() {
             if !allow_symlinks {
-                return Err(Error::Model(format!("'{name}' is a symbolic link; symlinks are refused unless allowed")));
+                return Err(Error::Model(format!(
+                    "'{name}' is a symbolic link; symlinks are refused unless allowed"
+                )));
             }
             match std::fs::metadata(&path) {
                 Ok(m) => {
@@ -288,7 +343,11 @@ fn walk(
                     }
                     m
                 }
-                Err(e) => return Err(Error::Model(format!("'{name}' is a dangling symbolic link: {e}"))),
+                Err(e) => {
+                    return Err(Error::Model(format!(
+                        "'{name}' is a dangling symbolic link: {e}"
+                    )));
+                }
             }
         } else {
             lmeta
@@ -299,15 +358,37 @@ fn walk(
                     tracing::warn!(%name, "symlink cycle; directory already visited, skipping");
                     continue;
                 }
-                walk(&path, &name, allow_symlinks, ignores, visited, out, depth + 1)?;
+                walk(
+                    &path,
+                    &name,
+                    allow_symlinks,
+                    ignores,
+                    visited,
+                    out,
+                    depth + 1,
+                )?;
                 visited.remove(&c);
             } else {
-                walk(&path, &name, allow_symlinks, ignores, visited, out, depth + 1)?;
+                walk(
+                    &path,
+                    &name,
+                    allow_symlinks,
+                    ignores,
+                    visited,
+                    out,
+                    depth + 1,
+                )?;
             }
         } else if meta.is_file() {
-            out.push(FileEntry { name, path, size: meta.len() });
+            out.push(FileEntry {
+                name,
+                path,
+                size: meta.len(),
+            });
         } else {
-            return Err(Error::Model(format!("'{name}' is not a regular file (device, socket or fifo)")));
+            return Err(Error::Model(format!(
+                "'{name}' is not a regular file (device, socket or fifo)"
+            )));
         }
     }
     Ok(())
@@ -325,13 +406,23 @@ fn units(entries: &[FileEntry], method: Method) -> Vec<Unit> {
     let mut v = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         match method {
-            Method::Files => v.push(Unit { file: i, start: 0, end: e.size, name: e.name.clone() }),
+            Method::Files => v.push(Unit {
+                file: i,
+                start: 0,
+                end: e.size,
+                name: e.name.clone(),
+            }),
             Method::Shards { shard_size } => {
                 // Zero-byte files produce no shard (spec §6.3.2).
                 let mut start = 0u64;
                 while start < e.size {
                     let end = e.size.min(start.saturating_add(shard_size));
-                    v.push(Unit { file: i, start, end, name: shard_name(&e.name, start, end) });
+                    v.push(Unit {
+                        file: i,
+                        start,
+                        end,
+                        name: shard_name(&e.name, start, end),
+                    });
                     start = end;
                 }
             }
@@ -370,9 +461,14 @@ pub fn hash_range(path: &Path, start: u64, end: u64, alg: HashAlgorithm) -> Resu
     let mut off = start;
     while off < end {
         let want = ((end - off) as usize).min(buf.len());
-        let n = f.read_at(&mut buf[..want], off).map_err(|e| Error::io(path, e))?;
+        let n = f
+            .read_at(&mut buf[..want], off)
+            .map_err(|e| Error::io(path, e))?;
         if n == 0 {
-            return Err(Error::Model(format!("{}: file shrank while being hashed", path.display())));
+            return Err(Error::Model(format!(
+                "{}: file shrank while being hashed",
+                path.display()
+            )));
         }
         match alg {
             HashAlgorithm::Sha256 => sha.update(&buf[..n]),
@@ -401,12 +497,18 @@ pub fn hash_model(model: &Path, ser: &Serialization) -> Result<Manifest> {
 
 /// [`hash_model`] with an optional digest cache. Only signing should pass a
 /// cache: a cached digest is a claim about bytes we did not read.
-pub fn hash_model_cached(model: &Path, ser: &Serialization, cache: Option<&DigestCache>) -> Result<Manifest> {
+pub fn hash_model_cached(
+    model: &Path,
+    ser: &Serialization,
+    cache: Option<&DigestCache>,
+) -> Result<Manifest> {
     if let Method::Shards { shard_size: 0 } = ser.method {
         return Err(Error::Options("shard size must be positive".into()));
     }
     let entries = enumerate(model, ser)?;
-    let single_file = std::fs::metadata(model).map(|m| m.is_file()).unwrap_or(false);
+    let single_file = std::fs::metadata(model)
+        .map(|m| m.is_file())
+        .unwrap_or(false);
     let mut work = units(&entries, ser.method);
     work.sort_by(|a, b| (b.end - b.start).cmp(&(a.end - a.start)));
     let digests: Vec<(String, Vec<u8>)> = work
@@ -427,8 +529,16 @@ pub fn hash_model_cached(model: &Path, ser: &Serialization, cache: Option<&Diges
         })
         .collect::<Result<_>>()?;
     let sorted: BTreeMap<String, Vec<u8>> = digests.into_iter().collect();
-    let resources = sorted.into_iter().map(|(name, digest)| Resource { name, digest }).collect();
-    Ok(Manifest { model_name: model_name(model), single_file, serialization: ser.clone(), resources })
+    let resources = sorted
+        .into_iter()
+        .map(|(name, digest)| Resource { name, digest })
+        .collect();
+    Ok(Manifest {
+        model_name: model_name(model),
+        single_file,
+        serialization: ser.clone(),
+        resources,
+    })
 }
 
 /// Digest cache for re-signing, keyed by (path, size, mtime, inode) plus
@@ -449,13 +559,19 @@ impl DigestCache {
             .ok()
             .and_then(|b| serde_json::from_slice::<BTreeMap<String, String>>(&b).ok())
             .unwrap_or_default();
-        DigestCache { entries: std::sync::Mutex::new(entries) }
+        DigestCache {
+            entries: std::sync::Mutex::new(entries),
+        }
     }
 
     /// Write the cache file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let map = self.entries.lock().map_err(|_| Error::Model("digest cache lock poisoned".into()))?;
-        let json = serde_json::to_vec(&*map).map_err(|e| Error::Model(format!("digest cache: {e}")))?;
+        let map = self
+            .entries
+            .lock()
+            .map_err(|_| Error::Model("digest cache lock poisoned".into()))?;
+        let json =
+            serde_json::to_vec(&*map).map_err(|e| Error::Model(format!("digest cache: {e}")))?;
         std::fs::write(path, json).map_err(|e| Error::io(path, e))
     }
 

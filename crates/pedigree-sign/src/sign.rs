@@ -27,9 +27,14 @@ pub enum Signer {
 impl Signer {
     /// A certificate signer, checking that the key matches the leaf.
     pub fn certificate(key: PrivateKey, chain: Vec<Cert>) -> Result<Self> {
-        let leaf = chain.first().ok_or_else(|| Error::Key("certificate chain is empty".into()))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Key("certificate chain is empty".into()))?;
         if leaf.ec_public_key()? != key.public_key() {
-            return Err(Error::Key(format!("private key does not match certificate '{}'", leaf.subject())));
+            return Err(Error::Key(format!(
+                "private key does not match certificate '{}'",
+                leaf.subject()
+            )));
         }
         Ok(Signer::Certificate { key, chain })
     }
@@ -56,7 +61,11 @@ pub struct SignOptions {
 }
 
 /// Hash and sign a model; returns the manifest and the bundle JSON bytes.
-pub fn sign_model(model: &Path, signer: &Signer, opts: &SignOptions) -> Result<(Manifest, Vec<u8>)> {
+pub fn sign_model(
+    model: &Path,
+    signer: &Signer,
+    opts: &SignOptions,
+) -> Result<(Manifest, Vec<u8>)> {
     let mut ser = opts.serialization.clone();
     if let Some(sig) = &opts.signature_path {
         if let Some(rel) = crate::verify::relative_inside(model, sig) {
@@ -77,11 +86,16 @@ pub fn sign_model(model: &Path, signer: &Signer, opts: &SignOptions) -> Result<(
 /// Sign an already computed manifest.
 pub fn sign_manifest(m: &Manifest, signer: &Signer, flavor: Flavor) -> Result<Vec<u8>> {
     let statement = bundle::statement_json(m, flavor);
-    let payload = serde_json::to_vec(&statement).map_err(|e| Error::Model(format!("statement encoding: {e}")))?;
-    let sig = signer.key().sign_der(&bundle::pae(bundle::PAYLOAD_TYPE, &payload));
+    let payload = serde_json::to_vec(&statement)
+        .map_err(|e| Error::Model(format!("statement encoding: {e}")))?;
+    let sig = signer
+        .key()
+        .sign_der(&bundle::pae(bundle::PAYLOAD_TYPE, &payload));
     let material = match signer {
         Signer::Key(k) => bundle::key_material(&k.public_key().hint()),
-        Signer::Certificate { chain, .. } => bundle::chain_material(&chain.iter().map(|c| c.der.clone()).collect::<Vec<_>>()),
+        Signer::Certificate { chain, .. } => {
+            bundle::chain_material(&chain.iter().map(|c| c.der.clone()).collect::<Vec<_>>())
+        }
     };
     let doc = bundle::bundle_json(material, &payload, &sig);
     serde_json::to_vec_pretty(&doc).map_err(|e| Error::Model(format!("bundle encoding: {e}")))

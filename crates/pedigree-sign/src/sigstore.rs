@@ -36,10 +36,19 @@ pub struct SigstoreIdentity {
 }
 
 /// Verify a keyless bundle whose in-toto subject is `subject_digest`.
-pub fn verify(bundle_json: &str, subject_digest: &[u8], trust: &SigstoreTrust) -> Result<SigstoreIdentity> {
-    let root_json = trust.trusted_root_json.as_deref().unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT);
-    let root = TrustedRoot::from_json(root_json).map_err(|e| Error::Key(format!("sigstore trusted root: {e}")))?;
-    let verifier = Verifier::new(&root).map_err(|e| Error::Key(format!("sigstore trusted root: {e}")))?;
+pub fn verify(
+    bundle_json: &str,
+    subject_digest: &[u8],
+    trust: &SigstoreTrust,
+) -> Result<SigstoreIdentity> {
+    let root_json = trust
+        .trusted_root_json
+        .as_deref()
+        .unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT);
+    let root = TrustedRoot::from_json(root_json)
+        .map_err(|e| Error::Key(format!("sigstore trusted root: {e}")))?;
+    let verifier =
+        Verifier::new(&root).map_err(|e| Error::Key(format!("sigstore trusted root: {e}")))?;
     let bundle = sigstore_verify::types::Bundle::from_json(bundle_json)
         .map_err(|e| Error::Bundle(format!("sigstore bundle: {e}")))?;
     let mut policy = VerificationPolicy::any_identity();

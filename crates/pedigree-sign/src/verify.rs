@@ -56,8 +56,15 @@ pub enum SignerIdentity {
 impl std::fmt::Display for SignerIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SignerIdentity::Key { curve, fingerprint, .. } => write!(f, "key {curve} sha256:{fingerprint}"),
-            SignerIdentity::Certificate { subject, sans, root, .. } => {
+            SignerIdentity::Key {
+                curve, fingerprint, ..
+            } => write!(f, "key {curve} sha256:{fingerprint}"),
+            SignerIdentity::Certificate {
+                subject,
+                sans,
+                root,
+                ..
+            } => {
                 write!(f, "certificate '{subject}'")?;
                 if !sans.is_empty() {
                     write!(f, " ({})", sans.join(", "))?;
@@ -84,7 +91,10 @@ pub struct VerifiedBundle {
 }
 
 fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Verify a bundle's signature against the trust store and return the
@@ -95,20 +105,31 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
     let signer = match &bundle.material {
         Material::PublicKey { hint, raw } => {
             if trust.keys.is_empty() {
-                return Err(Error::Options("bundle was signed with a key; give the public key to verify it".into()));
+                return Err(Error::Options(
+                    "bundle was signed with a key; give the public key to verify it".into(),
+                ));
             }
             // The bundle's own hint/rawBytes are never trusted; they only
             // pick the key and improve the message. Only the signature counts.
             if let Some(h) = hint {
-                if !trust.keys.iter().any(|k| &k.hint() == h || &k.der_fingerprint() == h) {
+                if !trust
+                    .keys
+                    .iter()
+                    .any(|k| &k.hint() == h || &k.der_fingerprint() == h)
+                {
                     tracing::warn!(hint = %h, "bundle key hint matches none of the trusted keys");
                 }
             }
             if let Some(r) = raw {
-                let embedded = std::str::from_utf8(r).ok().and_then(|p| PublicKey::from_pem(p).ok()).or_else(|| PublicKey::from_spki_der(r).ok());
+                let embedded = std::str::from_utf8(r)
+                    .ok()
+                    .and_then(|p| PublicKey::from_pem(p).ok())
+                    .or_else(|| PublicKey::from_spki_der(r).ok());
                 if let Some(e) = embedded {
                     if !trust.keys.contains(&e) {
-                        tracing::warn!("bundle embeds a public key that is not among the trusted keys");
+                        tracing::warn!(
+                            "bundle embeds a public key that is not among the trusted keys"
+                        );
                     }
                 }
             }
@@ -122,7 +143,11 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
                         None => "not signed by the given key".into(),
                     })
                 })?;
-            SignerIdentity::Key { curve: key.curve(), hint: key.hint(), fingerprint: key.der_fingerprint() }
+            SignerIdentity::Key {
+                curve: key.curve(),
+                hint: key.hint(),
+                fingerprint: key.der_fingerprint(),
+            }
         }
         Material::Chain(ders) => {
             if trust.roots.is_empty() {
@@ -130,15 +155,22 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
             }
             let chain: Vec<Cert> = ders
                 .iter()
-                .map(|d| Cert::from_der(d).map_err(|e| Error::Bundle(format!("certificate in bundle: {e}"))))
+                .map(|d| {
+                    Cert::from_der(d)
+                        .map_err(|e| Error::Bundle(format!("certificate in bundle: {e}")))
+                })
                 .collect::<Result<_>>()?;
             let path = verify_chain(&chain, &trust.roots, trust.at_unix.unwrap_or_else(now_unix))?;
             let leaf = &path[0];
-            let key = leaf
-                .ec_public_key()
-                .map_err(|e| VerifyFailure::BadSignature(format!("signing certificate key unusable: {e}")))?;
+            let key = leaf.ec_public_key().map_err(|e| {
+                VerifyFailure::BadSignature(format!("signing certificate key unusable: {e}"))
+            })?;
             if !bundle.signatures.iter().any(|s| key.verify_der(&pae, s)) {
-                return Err(VerifyFailure::BadSignature(format!("not signed by the key of certificate '{}'", leaf.subject())).into());
+                return Err(VerifyFailure::BadSignature(format!(
+                    "not signed by the key of certificate '{}'",
+                    leaf.subject()
+                ))
+                .into());
             }
             SignerIdentity::Certificate {
                 subject: leaf.subject(),
@@ -154,7 +186,11 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
             // The subject digest binds the tlog entry to this statement;
             // sigstore-verify checks the DSSE signature itself.
             let statement = bundle.statement()?;
-            SignerIdentity::Sigstore(crate::sigstore::verify(&bundle.json, &statement.subject_digest, st)?)
+            SignerIdentity::Sigstore(crate::sigstore::verify(
+                &bundle.json,
+                &statement.subject_digest,
+                st,
+            )?)
         }
     };
     let statement = bundle.statement()?;
@@ -214,7 +250,10 @@ pub fn relative_inside(root: &Path, inner: &Path) -> Option<String> {
     let inner_abs = match std::fs::canonicalize(inner) {
         Ok(p) => p,
         Err(_) => {
-            let parent = inner.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = inner
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             std::fs::canonicalize(parent).ok()?.join(inner.file_name()?)
         }
     };
@@ -224,7 +263,12 @@ pub fn relative_inside(root: &Path, inner: &Path) -> Option<String> {
 }
 
 /// Verify a model (directory or file) against a bundle file's bytes.
-pub fn verify_model(model: &Path, bundle_bytes: &[u8], trust: &TrustStore, opts: &VerifyOptions) -> Result<Verified> {
+pub fn verify_model(
+    model: &Path,
+    bundle_bytes: &[u8],
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+) -> Result<Verified> {
     let bundle = Bundle::parse(bundle_bytes)?;
     let vb = verify_bundle(&bundle, trust)?;
     let st = vb.statement;
@@ -243,12 +287,23 @@ pub fn verify_model(model: &Path, bundle_bytes: &[u8], trust: &TrustStore, opts:
         Err(e) => return Err(e),
     };
     compare(&st, &computed, opts.ignore_unsigned_files)?;
-    tracing::info!(resources = computed.resources.len(), "model matches signed manifest");
-    Ok(Verified { signer: vb.signer, manifest: computed, statement: st })
+    tracing::info!(
+        resources = computed.resources.len(),
+        "model matches signed manifest"
+    );
+    Ok(Verified {
+        signer: vb.signer,
+        manifest: computed,
+        statement: st,
+    })
 }
 
 /// Map a signed resource name to the key our own manifest uses.
-fn normalize_signed_name(name: &str, method: Method, single_file: Option<&str>) -> Result<String, VerifyFailure> {
+fn normalize_signed_name(
+    name: &str,
+    method: Method,
+    single_file: Option<&str>,
+) -> Result<String, VerifyFailure> {
     let fix_path = |p: &str| -> Result<String, VerifyFailure> {
         // The reference tool names a single-file model's resource "."; the
         // spec uses the file's basename.
@@ -257,29 +312,50 @@ fn normalize_signed_name(name: &str, method: Method, single_file: Option<&str>) 
                 return Ok(base.to_string());
             }
         }
-        canonicalize_name(p).map_err(|e| VerifyFailure::Statement(format!("resource name '{name}': {e}")))
+        canonicalize_name(p)
+            .map_err(|e| VerifyFailure::Statement(format!("resource name '{name}': {e}")))
     };
     match method {
         Method::Files => fix_path(name),
         Method::Shards { .. } => {
-            let (p, s, e) = parse_shard_name(name)
-                .ok_or_else(|| VerifyFailure::Statement(format!("shard resource name '{name}' is not 'path:start:end'")))?;
+            let (p, s, e) = parse_shard_name(name).ok_or_else(|| {
+                VerifyFailure::Statement(format!(
+                    "shard resource name '{name}' is not 'path:start:end'"
+                ))
+            })?;
             Ok(manifest::shard_name(&fix_path(p)?, s, e))
         }
     }
 }
 
 /// Compare the signed resources against the recomputed manifest.
-pub fn compare(st: &Statement, computed: &Manifest, ignore_unsigned: bool) -> Result<(), VerifyFailure> {
-    let single = if computed.single_file { computed.resources.first().map(|r| file_part(&r.name, computed.serialization.method)) } else { None };
+pub fn compare(
+    st: &Statement,
+    computed: &Manifest,
+    ignore_unsigned: bool,
+) -> Result<(), VerifyFailure> {
+    let single = if computed.single_file {
+        computed
+            .resources
+            .first()
+            .map(|r| file_part(&r.name, computed.serialization.method))
+    } else {
+        None
+    };
     let mut expected: BTreeMap<String, &[u8]> = BTreeMap::new();
     for r in &st.resources {
         let key = normalize_signed_name(&r.name, st.serialization.method, single.as_deref())?;
         if expected.insert(key.clone(), &r.digest).is_some() {
-            return Err(VerifyFailure::Statement(format!("resource '{key}' is listed twice")));
+            return Err(VerifyFailure::Statement(format!(
+                "resource '{key}' is listed twice"
+            )));
         }
     }
-    let actual: BTreeMap<&str, &[u8]> = computed.resources.iter().map(|r| (r.name.as_str(), r.digest.as_slice())).collect();
+    let actual: BTreeMap<&str, &[u8]> = computed
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.digest.as_slice()))
+        .collect();
     for (name, want) in &expected {
         match actual.get(name.as_str()) {
             None => {
@@ -293,7 +369,11 @@ pub fn compare(st: &Statement, computed: &Manifest, ignore_unsigned: bool) -> Re
                 return Err(VerifyFailure::MissingFile(name.clone()));
             }
             Some(got) if got != want => {
-                return Err(VerifyFailure::DigestMismatch { name: name.clone(), expected: hex::encode(want), actual: hex::encode(got) });
+                return Err(VerifyFailure::DigestMismatch {
+                    name: name.clone(),
+                    expected: hex::encode(want),
+                    actual: hex::encode(got),
+                });
             }
             Some(_) => {}
         }
@@ -309,12 +389,17 @@ pub fn compare(st: &Statement, computed: &Manifest, ignore_unsigned: bool) -> Re
 fn file_part(name: &str, method: Method) -> String {
     match method {
         Method::Files => name.to_string(),
-        Method::Shards { .. } => parse_shard_name(name).map(|(p, _, _)| p.to_string()).unwrap_or_else(|| name.to_string()),
+        Method::Shards { .. } => parse_shard_name(name)
+            .map(|(p, _, _)| p.to_string())
+            .unwrap_or_else(|| name.to_string()),
     }
 }
 
 fn computed_file_is_empty(_computed: &Manifest, _path: &str) -> bool {
     // Empty files produce no shard in our manifest, so an expected 0:0
     // shard is only accepted if no other shard of that path exists.
-    !_computed.resources.iter().any(|r| parse_shard_name(&r.name).is_some_and(|(p, _, _)| p == _path))
+    !_computed
+        .resources
+        .iter()
+        .any(|r| parse_shard_name(&r.name).is_some_and(|(p, _, _)| p == _path))
 }

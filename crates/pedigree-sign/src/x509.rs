@@ -38,8 +38,12 @@ pub struct Cert {
 impl Cert {
     /// Parse DER.
     pub fn from_der(der: &[u8]) -> Result<Self> {
-        let cert = Certificate::from_der(der).map_err(|e| Error::Key(format!("bad X.509 certificate: {e}")))?;
-        Ok(Cert { der: der.to_vec(), cert })
+        let cert = Certificate::from_der(der)
+            .map_err(|e| Error::Key(format!("bad X.509 certificate: {e}")))?;
+        Ok(Cert {
+            der: der.to_vec(),
+            cert,
+        })
     }
 
     /// Parse every `CERTIFICATE` block of a PEM file.
@@ -121,12 +125,18 @@ impl Cert {
         if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
             return false;
         }
-        let Ok(tbs) = self.cert.tbs_certificate.to_der() else { return false };
-        let Some(sig) = self.cert.signature.as_bytes() else { return false };
+        let Ok(tbs) = self.cert.tbs_certificate.to_der() else {
+            return false;
+        };
+        let Some(sig) = self.cert.signature.as_bytes() else {
+            return false;
+        };
         let alg = self.cert.signature_algorithm.oid;
         let spki = &issuer.cert.tbs_certificate.subject_public_key_info;
         if alg == ECDSA_SHA256 || alg == ECDSA_SHA384 || alg == ECDSA_SHA512 {
-            let Ok(key) = issuer.ec_public_key() else { return false };
+            let Ok(key) = issuer.ec_public_key() else {
+                return false;
+            };
             let digest = if alg == ECDSA_SHA256 {
                 sha2::Sha256::digest(&tbs).to_vec()
             } else if alg == ECDSA_SHA384 {
@@ -138,14 +148,30 @@ impl Cert {
         }
         if alg == RSA_SHA256 || alg == RSA_SHA384 || alg == RSA_SHA512 {
             use rsa::pkcs8::DecodePublicKey;
-            let Ok(spki_der) = spki.to_der() else { return false };
-            let Ok(key) = rsa::RsaPublicKey::from_public_key_der(&spki_der) else { return false };
+            let Ok(spki_der) = spki.to_der() else {
+                return false;
+            };
+            let Ok(key) = rsa::RsaPublicKey::from_public_key_der(&spki_der) else {
+                return false;
+            };
             let r = if alg == RSA_SHA256 {
-                key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &sha2::Sha256::digest(&tbs), sig)
+                key.verify(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    &sha2::Sha256::digest(&tbs),
+                    sig,
+                )
             } else if alg == RSA_SHA384 {
-                key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), &sha2::Sha384::digest(&tbs), sig)
+                key.verify(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                    &sha2::Sha384::digest(&tbs),
+                    sig,
+                )
             } else {
-                key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), &sha2::Sha512::digest(&tbs), sig)
+                key.verify(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                    &sha2::Sha512::digest(&tbs),
+                    sig,
+                )
             };
             return r.is_ok();
         }
@@ -157,13 +183,24 @@ impl Cert {
 /// Validate `chain` (leaf first, then intermediates as carried in the
 /// bundle) against `anchors` at time `unix`. Returns the certificates on
 /// the validated path, leaf first, anchor last.
-pub fn verify_chain(chain: &[Cert], anchors: &[Cert], unix: u64) -> Result<Vec<Cert>, VerifyFailure> {
-    let leaf = chain.first().ok_or_else(|| VerifyFailure::Chain("bundle carries no certificate".into()))?;
+pub fn verify_chain(
+    chain: &[Cert],
+    anchors: &[Cert],
+    unix: u64,
+) -> Result<Vec<Cert>, VerifyFailure> {
+    let leaf = chain
+        .first()
+        .ok_or_else(|| VerifyFailure::Chain("bundle carries no certificate".into()))?;
     if anchors.is_empty() {
-        return Err(VerifyFailure::Chain("no trusted root certificates given".into()));
+        return Err(VerifyFailure::Chain(
+            "no trusted root certificates given".into(),
+        ));
     }
     if !leaf.valid_at(unix) {
-        return Err(VerifyFailure::Chain(format!("signing certificate '{}' is not within its validity period", leaf.subject())));
+        return Err(VerifyFailure::Chain(format!(
+            "signing certificate '{}' is not within its validity period",
+            leaf.subject()
+        )));
     }
     let mut path = vec![leaf.clone()];
     // The leaf itself may be pinned.
@@ -176,7 +213,10 @@ pub fn verify_chain(chain: &[Cert], anchors: &[Cert], unix: u64) -> Result<Vec<C
     for _ in 0..MAX_CHAIN {
         if let Some(anchor) = anchors.iter().find(|a| current.signed_by(a)) {
             if !anchor.valid_at(unix) {
-                return Err(VerifyFailure::Chain(format!("trusted certificate '{}' is not within its validity period", anchor.subject())));
+                return Err(VerifyFailure::Chain(format!(
+                    "trusted certificate '{}' is not within its validity period",
+                    anchor.subject()
+                )));
             }
             path.push(anchor.clone());
             return Ok(path);
@@ -192,10 +232,16 @@ pub fn verify_chain(chain: &[Cert], anchors: &[Cert], unix: u64) -> Result<Vec<C
             )));
         };
         if !issuer.is_ca() {
-            return Err(VerifyFailure::Chain(format!("intermediate '{}' is not a CA", issuer.subject())));
+            return Err(VerifyFailure::Chain(format!(
+                "intermediate '{}' is not a CA",
+                issuer.subject()
+            )));
         }
         if !issuer.valid_at(unix) {
-            return Err(VerifyFailure::Chain(format!("intermediate '{}' is not within its validity period", issuer.subject())));
+            return Err(VerifyFailure::Chain(format!(
+                "intermediate '{}' is not within its validity period",
+                issuer.subject()
+            )));
         }
         used[i] = true;
         path.push(issuer.clone());

@@ -48,7 +48,10 @@ pub fn render(reports: &[FileReport], fail_on: Severity) -> anyhow::Result<Strin
     let report = Report {
         schema: SCHEMA,
         schema_version: SCHEMA_VERSION,
-        tool: Tool { name: "pedigree", version: env!("CARGO_PKG_VERSION") },
+        tool: Tool {
+            name: "pedigree",
+            version: env!("CARGO_PKG_VERSION"),
+        },
         fail_on,
         summary: Summary {
             files: reports.len(),

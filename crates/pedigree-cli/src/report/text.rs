@@ -43,7 +43,10 @@ pub fn render(reports: &[FileReport], fail_on: Severity, colour: bool, all: bool
             if let Some(o) = f.location.offset {
                 loc.push_str(&format!(" at byte {o}"));
             }
-            out.push_str(&format!("  {tag} {} {}{}\n           {}\n", f.rule, f.name, loc, f.message));
+            out.push_str(&format!(
+                "  {tag} {} {}{}\n           {}\n",
+                f.rule, f.name, loc, f.message
+            ));
         }
     }
     let total: usize = counts.iter().sum();
@@ -62,11 +65,23 @@ pub fn render(reports: &[FileReport], fail_on: Severity, colour: bool, all: bool
         "\nscanned {} file(s): {} finding(s){}{}; {} at or above {}{}\n",
         reports.len(),
         total,
-        if by_sev.is_empty() { String::new() } else { " (" .to_string() },
-        if by_sev.is_empty() { String::new() } else { format!("{})", by_sev.join(", ")) },
+        if by_sev.is_empty() {
+            String::new()
+        } else {
+            " (".to_string()
+        },
+        if by_sev.is_empty() {
+            String::new()
+        } else {
+            format!("{})", by_sev.join(", "))
+        },
         failing,
         fail_on,
-        if errors > 0 { format!("; {errors} file(s) could not be scanned") } else { String::new() },
+        if errors > 0 {
+            format!("; {errors} file(s) could not be scanned")
+        } else {
+            String::new()
+        },
     ));
     out
 }

@@ -16,7 +16,13 @@ const LZMA_MEM_LIMIT_KIB: u32 = 256 * 1024;
 /// joblib compat header: "ZF" + 19 characters of hex length (FORMATS-FACTS §3.3).
 const ZF_HEADER: usize = 2 + 19;
 
-pub(super) fn read_compressed(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: usize, c: Codec) -> Artifact {
+pub(super) fn read_compressed(
+    r: &mut Reader<'_>,
+    loc: Vec<String>,
+    d: &[u8],
+    depth: usize,
+    c: Codec,
+) -> Artifact {
     let mut a = Artifact::new(loc, Format::Compressed, d.len() as u64);
     let label = format!("<{}>", c.name());
     if !r.may_descend(&mut a, depth, &label) {
@@ -41,10 +47,12 @@ pub(super) fn read_compressed(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], de
             let dec = lzma_rust2::XzReader::new_mem_limit(d, true, LZMA_MEM_LIMIT_KIB);
             r.decompress(&mut a, &label, dec, n)
         }
-        Codec::LzmaAlone => match lzma_rust2::LzmaReader::new_mem_limit(d, LZMA_MEM_LIMIT_KIB, None) {
-            Ok(dec) => r.decompress(&mut a, &label, dec, n),
-            Err(e) => (Vec::new(), End::Error(format!("lzma header refused: {e}"))),
-        },
+        Codec::LzmaAlone => {
+            match lzma_rust2::LzmaReader::new_mem_limit(d, LZMA_MEM_LIMIT_KIB, None) {
+                Ok(dec) => r.decompress(&mut a, &label, dec, n),
+                Err(e) => (Vec::new(), End::Error(format!("lzma header refused: {e}"))),
+            }
+        }
         Codec::Lz4Frame => r.decompress(&mut a, &label, lz4_flex::frame::FrameDecoder::new(d), n),
     };
     if let End::Error(e) = &end {

@@ -66,7 +66,11 @@ pub enum NoteKind {
     /// A member's data does not match its CRC-32 (Python's zipfile raises; torch loads it).
     ZipBadCrc { member: String },
     /// General-purpose flag bit 0 (encrypted), 0x20 or 0x40 set; `in_central` tells where.
-    ZipEncryptionFlag { member: String, in_central: bool, in_local: bool },
+    ZipEncryptionFlag {
+        member: String,
+        in_central: bool,
+        in_local: bool,
+    },
     /// Local header name differs from the central-directory name.
     ZipNameMismatch { central: String, local: String },
     /// Two members with the same name (torch takes the first, Python the last).
@@ -155,24 +159,43 @@ pub struct ReadOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}: cannot open: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot map into memory: {source}")]
-    Map { path: PathBuf, source: std::io::Error },
+    Map {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a regular file (directories are walked by the caller)")]
     NotAFile { path: PathBuf },
 }
 
 impl Note {
     pub(crate) fn new(kind: NoteKind, message: impl Into<String>) -> Self {
-        Note { kind, message: message.into() }
+        Note {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
 impl Artifact {
     pub(crate) fn new(location: Vec<String>, format: Format, size: u64) -> Self {
-        Artifact { location, format, size, pickles: Vec::new(), notes: Vec::new(), children: Vec::new() }
+        Artifact {
+            location,
+            format,
+            size,
+            pickles: Vec::new(),
+            notes: Vec::new(),
+            children: Vec::new(),
+        }
     }
 
     /// This artifact and all its descendants, depth first.
@@ -194,10 +217,18 @@ impl Artifact {
 /// Small files are read into memory; larger ones are memory-mapped, and only the parts that hold
 /// pickles are touched (a torch checkpoint's storages are never read).
 pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Artifact, ReadError> {
-    let file = File::open(path).map_err(|source| ReadError::Open { path: path.to_path_buf(), source })?;
-    let meta = file.metadata().map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| ReadError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let meta = file.metadata().map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if !meta.is_file() {
-        return Err(ReadError::NotAFile { path: path.to_path_buf() });
+        return Err(ReadError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     let name = path.display().to_string();
     let mut artifact = if meta.len() <= opts.limits.max_file_size_in_memory {
@@ -207,15 +238,20 @@ pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Artifact, ReadError>
         (&file)
             .take(opts.limits.max_file_size_in_memory)
             .read_to_end(&mut buf)
-            .map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         read_bytes(&name, &buf, opts)
     } else {
         // SAFETY: the map is read-only and we never hand out references that outlive it. The one
         // hazard of mapping is another process truncating the file while we read it, which raises
         // SIGBUS and kills the process; for a command-line scanner reading files at rest that is
         // acceptable, and the alternative (reading multi-GiB checkpoints whole) is not.
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|source| ReadError::Map { path: path.to_path_buf(), source })?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ReadError::Map {
+            path: path.to_path_buf(),
+            source,
+        })?;
         read_bytes(&name, &map, opts)
     };
     if let Some(note) = ext::extension_mismatch(path, artifact.format) {

@@ -119,11 +119,17 @@ impl P<'_> {
             b'-' | b'0'..=b'9' => {
                 let st = self.i;
                 self.i += 1;
-                while self.s.get(self.i).is_some_and(|c| c.is_ascii_digit() || *c == b'_') {
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_digit() || *c == b'_')
+                {
                     self.i += 1;
                 }
-                let t: String =
-                    String::from_utf8_lossy(&self.s[st..self.i]).chars().filter(|c| *c != '_').collect();
+                let t: String = String::from_utf8_lossy(&self.s[st..self.i])
+                    .chars()
+                    .filter(|c| *c != '_')
+                    .collect();
                 // `L` suffix of Python 2 headers.
                 if self.s.get(self.i) == Some(&b'L') {
                     self.i += 1;
@@ -197,17 +203,38 @@ struct Header {
 fn header(d: &[u8]) -> Result<Header, String> {
     let major = *d.get(6).ok_or("truncated before the version")?;
     let minor = *d.get(7).ok_or("truncated before the version")?;
-    let (len, at) = match major {
-        1 => (usize::from(u16::from_le_bytes([*d.get(8).ok_or("truncated")?, *d.get(9).ok_or("truncated")?])), 10),
+    let (len, at): (usize, usize) = match major {
+        1 => (
+            usize::from(u16::from_le_bytes([
+                *d.get(8).ok_or("truncated")?,
+                *d.get(9).ok_or("truncated")?,
+            ])),
+            10,
+        ),
         _ => {
             let b = d.get(8..12).ok_or("truncated header length")?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
         }
     };
     let data_offset = at.checked_add(len).ok_or("header length overflows")?;
-    let text = d.get(at..data_offset.min(d.len()).min(at.saturating_add(OUR_MAX_HEADER))).unwrap_or(&[]);
-    let dict = if data_offset <= d.len() && len <= OUR_MAX_HEADER { parse_literal(text) } else { None };
-    Ok(Header { data_offset, header_len: len, dict, version: (major, minor) })
+    let text = d
+        .get(
+            at..data_offset
+                .min(d.len())
+                .min(at.saturating_add(OUR_MAX_HEADER)),
+        )
+        .unwrap_or(&[]);
+    let dict = if data_offset <= d.len() && len <= OUR_MAX_HEADER {
+        parse_literal(text)
+    } else {
+        None
+    };
+    Ok(Header {
+        data_offset,
+        header_len: len,
+        dict,
+        version: (major, minor),
+    })
 }
 
 /// For a member sniffed on a prefix: is the data a pickle (so the whole member must be read)?
@@ -253,14 +280,22 @@ pub(super) fn read_npy_len(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], total
         )));
     }
     if h.data_offset > d.len() {
-        a.notes.push(malformed("npy header runs past the end of the file"));
+        a.notes
+            .push(malformed("npy header runs past the end of the file"));
         return a;
     }
     let Some(Lit::Dict(items)) = &h.dict else {
-        a.notes.push(malformed("npy header is not a Python dict literal: numpy refuses it"));
+        a.notes.push(malformed(
+            "npy header is not a Python dict literal: numpy refuses it",
+        ));
         return a;
     };
-    let get = |k: &str| items.iter().find(|(key, _)| *key == Lit::Str(k.into())).map(|(_, v)| v);
+    let get = |k: &str| {
+        items
+            .iter()
+            .find(|(key, _)| *key == Lit::Str(k.into()))
+            .map(|(_, v)| v)
+    };
     let keys_ok = items.len() == 3
         && get("descr").is_some()
         && matches!(get("fortran_order"), Some(Lit::Bool(_)))
@@ -274,7 +309,12 @@ pub(super) fn read_npy_len(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], total
     if has_object(descr) {
         // `np.load(allow_pickle=True)` runs `pickle.load(fp)` right after the header: a file
         // object with no peek for our purposes (FORMATS-FACTS §1.2).
-        a.pickles.push(pickle_one(d, h.data_offset as u64, ReadMode::FileNoPeek, &r.opts.pickle));
+        a.pickles.push(pickle_one(
+            d,
+            h.data_offset as u64,
+            ReadMode::FileNoPeek,
+            &r.opts.pickle,
+        ));
         return a;
     }
     // Raw data: check the size only (cheap), never read it.

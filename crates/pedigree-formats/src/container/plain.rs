@@ -11,7 +11,10 @@ const JOBLIB_WRAPPERS: &[&str] = &["NumpyArrayWrapper", "NDArrayWrapper", "ZNDAr
 fn joblib_opts(r: &Reader<'_>) -> Options {
     // joblib_arrays only changes anything after a NumpyArrayWrapper BUILD, so it is safe (and
     // needed, to skip the raw arrays joblib embeds) on every plain pickle.
-    Options { joblib_arrays: true, ..r.opts.pickle.clone() }
+    Options {
+        joblib_arrays: true,
+        ..r.opts.pickle.clone()
+    }
 }
 
 pub(super) fn is_joblib(reports: &[PickleReport]) -> bool {
@@ -55,7 +58,12 @@ pub(super) fn read_plain(r: &mut Reader<'_>, loc: Vec<String>, data: &[u8]) -> A
 
 /// A pickle record that a loader unpickles whatever its first byte is (torch's `data.pkl`,
 /// `constants.pkl`, `*.debug_pkl`): torch reads it through `BytesIO`, a file with no `peek`.
-pub(super) fn read_record(r: &mut Reader<'_>, loc: Vec<String>, data: &[u8], mode: ReadMode) -> Artifact {
+pub(super) fn read_record(
+    r: &mut Reader<'_>,
+    loc: Vec<String>,
+    data: &[u8],
+    mode: ReadMode,
+) -> Artifact {
     let mut a = Artifact::new(loc, Format::Pickle, data.len() as u64);
     a.pickles = pickle_stream(data, &r.opts.pickle, mode).pickles;
     a

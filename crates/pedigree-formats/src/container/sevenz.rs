@@ -9,7 +9,9 @@ use super::{Artifact, Format, Note, NoteKind};
 
 fn encrypted(member: &str) -> Note {
     Note::new(
-        NoteKind::EncryptedMember { member: member.to_string() },
+        NoteKind::EncryptedMember {
+            member: member.to_string(),
+        },
         format!("{member}: 7z content is encrypted and could not be scanned"),
     )
 }
@@ -58,7 +60,9 @@ pub(super) fn read_7z(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: usi
         }
         if !may_descend {
             notes.push(Note::new(
-                NoteKind::NestingTooDeep { member: entry.name.clone() },
+                NoteKind::NestingTooDeep {
+                    member: entry.name.clone(),
+                },
                 format!("member {:?} is nested too deep: not read", entry.name),
             ));
             return Ok(true);
@@ -77,8 +81,14 @@ pub(super) fn read_7z(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: usi
                     format!("over {cap} bytes")
                 };
                 notes.push(Note::new(
-                    NoteKind::DecompressionBomb { member: entry.name.clone(), detail: detail.clone() },
-                    format!("{}: extraction stopped, {detail}; the rest of the archive was not read", entry.name),
+                    NoteKind::DecompressionBomb {
+                        member: entry.name.clone(),
+                        detail: detail.clone(),
+                    },
+                    format!(
+                        "{}: extraction stopped, {detail}; the rest of the archive was not read",
+                        entry.name
+                    ),
                 ));
                 true
             }
@@ -96,7 +106,9 @@ pub(super) fn read_7z(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: usi
     a.children.append(&mut children);
     if let Err(e) = result {
         match e {
-            SzError::PasswordRequired | SzError::MaybeBadPassword(_) => a.notes.push(encrypted("<7z entries>")),
+            SzError::PasswordRequired | SzError::MaybeBadPassword(_) => {
+                a.notes.push(encrypted("<7z entries>"))
+            }
             e => a.notes.push(malformed(format!("7z: {e}"))),
         }
     }

@@ -37,7 +37,9 @@ impl Codec {
 pub enum Sniffed {
     /// A zip. `start` is where the archive begins: 0, or the number of bytes prepended before it
     /// (found through the end-of-central-directory record, as Python's `zipfile` does, §5.1).
-    Zip { start: u64 },
+    Zip {
+        start: u64,
+    },
     SevenZip,
     Tar,
     Npy,
@@ -68,7 +70,8 @@ const SEVEN_ZIP: &[u8] = b"7z\xBC\xAF\x27\x1C";
 const NPY: &[u8] = b"\x93NUMPY";
 /// `pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)` without its STOP: PROTO 2, LONG1 10 bytes
 /// (FORMATS-FACTS §2.3; checked with CPython).
-pub(crate) const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+pub(crate) const TORCH_LEGACY_MAGIC: &[u8] =
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 
 /// Sniffs `data` (the whole thing or a prefix of it).
 pub fn sniff(data: &[u8]) -> Sniffed {
@@ -78,10 +81,12 @@ pub fn sniff(data: &[u8]) -> Sniffed {
     }
     // Not a strong magic at offset 0: a zip may still end the file (bytes prepended, §5.1). Python
     // treats such a file as a zip; the prepended part is read separately by the zip reader.
-    if let Some(eocd) = find_eocd(data) {
-        if eocd.archive_start > 0 {
-            return Sniffed::Zip { start: eocd.archive_start };
-        }
+    if let Some(eocd) = find_eocd(data)
+        && eocd.archive_start > 0
+    {
+        return Sniffed::Zip {
+            start: eocd.archive_start,
+        };
     }
     s
 }
@@ -116,7 +121,9 @@ fn compressed_magic(d: &[u8]) -> Option<Codec> {
     // joblib's compat format: "ZF" + "0x<hex>" left-justified in 19 characters.
     if d.len() >= 21 && d.starts_with(b"ZF0x") {
         let len_field = d.get(2..21)?;
-        let ok = len_field.iter().all(|b| b.is_ascii_hexdigit() || *b == b'x' || *b == b' ');
+        let ok = len_field
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || *b == b'x' || *b == b' ');
         if ok {
             return Some(Codec::ZlibCompat);
         }
@@ -151,7 +158,10 @@ fn compressed_magic(d: &[u8]) -> Option<Codec> {
         // zlib: CMF 0x78 (deflate, 32 KiB window); FLG makes CMF*256+FLG a multiple of 31; no
         // preset dictionary. 'x' is also ASCII, so check that the start really inflates.
         let flg = d[1];
-        if (u16::from(d[0]) * 256 + u16::from(flg)) % 31 == 0 && flg & 0x20 == 0 && zlib_starts_ok(d) {
+        if (u16::from(d[0]) * 256 + u16::from(flg)) % 31 == 0
+            && flg & 0x20 == 0
+            && zlib_starts_ok(d)
+        {
             return Some(Codec::Zlib);
         }
     }
@@ -180,7 +190,9 @@ fn is_tar(d: &[u8]) -> bool {
     if h[0] == 0 {
         return false;
     }
-    let Some(stored) = parse_octal(&h[148..156]) else { return false };
+    let Some(stored) = parse_octal(&h[148..156]) else {
+        return false;
+    };
     let mut unsigned: u64 = 0;
     let mut signed: i64 = 0;
     for (i, b) in h.iter().enumerate() {
@@ -192,7 +204,11 @@ fn is_tar(d: &[u8]) -> bool {
 }
 
 fn parse_octal(f: &[u8]) -> Option<u64> {
-    let s: Vec<u8> = f.iter().copied().filter(|b| *b != 0 && *b != b' ').collect();
+    let s: Vec<u8> = f
+        .iter()
+        .copied()
+        .filter(|b| *b != 0 && *b != b' ')
+        .collect();
     if s.is_empty() || s.len() > 11 {
         return None;
     }
@@ -222,10 +238,10 @@ enum Arg {
 fn opcode_arg(op: u8) -> Option<Arg> {
     use Arg::*;
     Some(match op {
-        b'(' | b')' | b'.' | b'0' | b'1' | b'2' | b'N' | b'Q' | b'R' | b']' | b'a' | b'b' | b'd'
-        | b'e' | b'l' | b'o' | b's' | b't' | b'u' | b'}' => None,
-        0x81 | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x93 | 0x94 | 0x97
-        | 0x98 => None,
+        b'(' | b')' | b'.' | b'0' | b'1' | b'2' | b'N' | b'Q' | b'R' | b']' | b'a' | b'b'
+        | b'd' | b'e' | b'l' | b'o' | b's' | b't' | b'u' | b'}' => None,
+        0x81 | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x93 | 0x94
+        | 0x97 | 0x98 => None,
         b'K' | b'h' | b'q' | 0x80 | 0x82 => Fixed(1),
         b'M' | 0x83 => Fixed(2),
         b'J' | b'j' | b'r' | 0x84 => Fixed(4),
@@ -243,15 +259,22 @@ fn opcode_arg(op: u8) -> Option<Arg> {
 }
 
 fn line_is_number(l: &[u8]) -> bool {
-    !l.is_empty() && l.iter().all(|b| b.is_ascii_digit() || b"+-_ L\x00".contains(b))
+    !l.is_empty()
+        && l.iter()
+            .all(|b| b.is_ascii_digit() || b"+-_ L\x00".contains(b))
 }
 
 fn line_is_float(l: &[u8]) -> bool {
-    !l.is_empty() && l.iter().all(|b| b.is_ascii_alphanumeric() || b"+-._ \x00".contains(b))
+    !l.is_empty()
+        && l.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-._ \x00".contains(b))
 }
 
 fn line_is_name(l: &[u8]) -> bool {
-    !l.is_empty() && l.len() <= 512 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.' || *b >= 0x80)
+    !l.is_empty()
+        && l.len() <= 512
+        && l.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.' || *b >= 0x80)
 }
 
 /// Could `data` start a pickle? A PROTO ≤ 5 first is enough; otherwise (protocols 0/1 have no
@@ -270,7 +293,9 @@ pub fn plausible_pickle(d: &[u8]) -> bool {
     let limit = d.len().min(4096);
     while pos < limit && ops < 64 {
         let op = d[pos];
-        let Some(arg) = opcode_arg(op) else { return saw_global };
+        let Some(arg) = opcode_arg(op) else {
+            return saw_global;
+        };
         pos += 1;
         ops += 1;
         match arg {
@@ -285,11 +310,13 @@ pub fn plausible_pickle(d: &[u8]) -> bool {
                 }
                 pos = match pos.checked_add(n) {
                     Some(p) if p <= d.len() => p,
-                    _ => return ops >= 4 || saw_global,
+                    _ => return enough(d, ops, saw_global),
                 };
             }
             Arg::Counted(w) => {
-                let Some(field) = d.get(pos..pos + w) else { return ops >= 4 || saw_global };
+                let Some(field) = d.get(pos..pos + w) else {
+                    return enough(d, ops, saw_global);
+                };
                 let mut len: u64 = 0;
                 for (i, b) in field.iter().enumerate() {
                     len |= u64::from(*b) << (8 * i);
@@ -297,10 +324,13 @@ pub fn plausible_pickle(d: &[u8]) -> bool {
                 if op == 0x8b && len > i32::MAX as u64 {
                     return saw_global;
                 }
-                match (pos as u64).checked_add(w as u64).and_then(|p| p.checked_add(len)) {
+                match (pos as u64)
+                    .checked_add(w as u64)
+                    .and_then(|p| p.checked_add(len))
+                {
                     Some(p) if p <= d.len() as u64 => pos = p as usize,
                     // The argument runs past what we hold: fine if the start looked like a pickle.
-                    _ => return ops >= 4 || saw_global,
+                    _ => return enough(d, ops, saw_global),
                 }
             }
             Arg::Line(check) => {
@@ -326,5 +356,12 @@ pub fn plausible_pickle(d: &[u8]) -> bool {
             }
         }
     }
-    ops >= 4 || saw_global
+    // The data ended (or our window did) without STOP and without an error.
+    enough(d, ops, saw_global)
+}
+
+/// A walk that ran out of bytes: accept on a global, or on enough opcodes (more for short inputs,
+/// where a few letters of text can pass for opcodes).
+fn enough(d: &[u8], ops: usize, saw_global: bool) -> bool {
+    saw_global || ops >= if d.len() < 64 { 8 } else { 4 }
 }

@@ -25,7 +25,9 @@ pub(super) fn read_tar(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: us
                 let entry = match entry {
                     Ok(e) => e,
                     Err(e) => {
-                        a.notes.push(malformed(format!("tar: {e}; the rest of the archive was not read")));
+                        a.notes.push(malformed(format!(
+                            "tar: {e}; the rest of the archive was not read"
+                        )));
                         break;
                     }
                 };
@@ -55,16 +57,23 @@ pub(super) fn read_tar(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: us
                         format!("member {name:?} is {why}: extracting the archive could write outside its directory"),
                     ));
                 }
-                if !(kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse) {
+                if !(kind.is_file()
+                    || kind == tar::EntryType::Continuous
+                    || kind == tar::EntryType::GNUSparse)
+                {
                     continue;
                 }
                 let start = usize::try_from(entry.raw_file_position()).ok();
                 let len = usize::try_from(entry.size()).ok();
                 match (start, len) {
-                    (Some(start), Some(len)) if start.checked_add(len).is_some_and(|e| e <= d.len()) => {
+                    (Some(start), Some(len))
+                        if start.checked_add(len).is_some_and(|e| e <= d.len()) =>
+                    {
                         members.push(Member { name, start, len })
                     }
-                    _ => a.notes.push(malformed(format!("tar: member {name:?} runs past the end of the archive"))),
+                    _ => a.notes.push(malformed(format!(
+                        "tar: member {name:?} runs past the end of the archive"
+                    ))),
                 }
             }
         }
@@ -84,7 +93,9 @@ pub(super) fn read_tar(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: us
         if !r.may_descend(&mut a, depth, &m.name) {
             continue;
         }
-        let Some(bytes) = d.get(m.start..m.start + m.len) else { continue };
+        let Some(bytes) = d.get(m.start..m.start + m.len) else {
+            continue;
+        };
         let mut child_loc = a.location.clone();
         child_loc.push(m.name.clone());
         let child = match (legacy, m.name.trim_start_matches("./")) {

@@ -1,14 +1,20 @@
 //! Legacy PyTorch serialization: the non-zip stream (FORMATS-FACTS §2.3) and the members of the
 //! legacy tar layout (§2.4). The zip format (§2.1) is recognised in `zip.rs`.
 
-use super::walk::{Reader, malformed, pickle_one, pickle_stream};
+use super::walk::{Reader, after, malformed, pickle_one, pickle_stream};
 use super::{Artifact, Format, Note, NoteKind};
 use crate::pickle::{PickleReport, ReadMode};
 
 /// torch's legacy loaders call `pickle_module.load(f)` on a file object.
 const LEGACY_MODE: ReadMode = ReadMode::FileNoPeek;
 
-const LEGACY_PICKLES: [&str; 5] = ["magic number", "protocol version", "sys_info", "object", "storage keys"];
+const LEGACY_PICKLES: [&str; 5] = [
+    "magic number",
+    "protocol version",
+    "sys_info",
+    "object",
+    "storage keys",
+];
 
 /// §2.3: five pickles in a row (magic, protocol, sys_info, the object, the storage keys), then
 /// raw storages that are not pickles and are not read.
@@ -21,7 +27,7 @@ pub(super) fn read_legacy_stream(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8])
     let mut pos: u64 = 0;
     for name in LEGACY_PICKLES {
         let rep = pickle_one(d, pos, LEGACY_MODE, &r.opts.pickle);
-        let end = rep.end;
+        let end = after(&rep);
         a.pickles.push(rep);
         match end {
             Some(e) if e > pos => pos = e,
@@ -118,13 +124,23 @@ fn i64_at(d: &[u8], at: usize) -> Option<i64> {
 }
 
 /// Runs one pickle at `pos`; returns where it ended (None: broke, with a note).
-fn one(r: &Reader<'_>, a: &mut Artifact, d: &[u8], pos: usize, what: &str) -> Option<(usize, usize)> {
+fn one(
+    r: &Reader<'_>,
+    a: &mut Artifact,
+    d: &[u8],
+    pos: usize,
+    what: &str,
+) -> Option<(usize, usize)> {
     let rep: PickleReport = pickle_one(d, pos as u64, LEGACY_MODE, &r.opts.pickle);
-    let end = rep.end.and_then(|e| usize::try_from(e).ok()).filter(|e| *e > pos && *e <= d.len());
+    let end = after(&rep)
+        .and_then(|e| usize::try_from(e).ok())
+        .filter(|e| *e > pos && *e <= d.len());
     let idx = a.pickles.len();
     a.pickles.push(rep);
     if end.is_none() {
-        a.notes.push(malformed(format!("legacy torch tar: the {what} pickle at offset {pos} broke; torch fails here")));
+        a.notes.push(malformed(format!(
+            "legacy torch tar: the {what} pickle at offset {pos} broke; torch fails here"
+        )));
     }
     end.map(|e| (e, idx))
 }
@@ -133,21 +149,36 @@ fn one(r: &Reader<'_>, a: &mut Artifact, d: &[u8], pos: usize, what: &str) -> Op
 /// an int64 element count and the raw bytes; then the `storage_views` pickle.
 pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -> Artifact {
     let mut a = Artifact::new(loc, Format::Pickle, d.len() as u64);
-    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_storages") else { return a };
+    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_storages") else {
+        return a;
+    };
     let Some(n) = simple_int(d, 0, pos) else {
-        a.notes.push(malformed("legacy torch tar: num_storages is not an integer; the rest was not read"));
+        a.notes.push(malformed(
+            "legacy torch tar: num_storages is not an integer; the rest was not read",
+        ));
         return a;
     };
     let max = r.opts.limits.max_members;
     let mut i: i64 = 0;
     while i < n {
         if i as u64 >= max {
-            a.notes.push(Note::new(NoteKind::TooManyMembers { limit: max }, format!("more than {max} storages: the rest were not read")));
+            a.notes.push(Note::new(
+                NoteKind::TooManyMembers { limit: max },
+                format!("more than {max} storages: the rest were not read"),
+            ));
             return a;
         }
-        let Some((end, idx)) = one(r, &mut a, d, pos, "storage header") else { return a };
-        let storage_type =
-            a.pickles[idx].globals.iter().rev().find(|g| g.name.ends_with("Storage")).map(|g| g.name.clone());
+        let Some((end, idx)) = one(r, &mut a, d, pos, "storage header") else {
+            return a;
+        };
+        let storage_type = a
+            .pickles
+            .get(idx)
+            .into_iter()
+            .flat_map(|p| p.globals.iter())
+            .rev()
+            .find(|g| g.name.ends_with("Storage"))
+            .map(|g| g.name.clone());
         let Some(size) = storage_type.as_deref().and_then(element_size) else {
             a.notes.push(malformed(format!(
                 "legacy torch tar: unknown storage type {:?} at offset {pos}; cannot skip its data, the rest was not read",
@@ -156,7 +187,9 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
             return a;
         };
         let Some(count) = i64_at(d, end).and_then(|c| u64::try_from(c).ok()) else {
-            a.notes.push(malformed(format!("legacy torch tar: bad storage element count at offset {end}")));
+            a.notes.push(malformed(format!(
+                "legacy torch tar: bad storage element count at offset {end}"
+            )));
             return a;
         };
         let next = count
@@ -165,7 +198,9 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n <= d.len());
         let Some(next) = next else {
-            a.notes.push(malformed(format!("legacy torch tar: storage data at offset {end} runs past the member end")));
+            a.notes.push(malformed(format!(
+                "legacy torch tar: storage data at offset {end} runs past the member end"
+            )));
             return a;
         };
         pos = next;
@@ -179,20 +214,31 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
 /// ndim strides (int64) and an int64 storage offset.
 pub(super) fn read_tar_tensors(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -> Artifact {
     let mut a = Artifact::new(loc, Format::Pickle, d.len() as u64);
-    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_tensors") else { return a };
+    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_tensors") else {
+        return a;
+    };
     let Some(n) = simple_int(d, 0, pos) else {
-        a.notes.push(malformed("legacy torch tar: num_tensors is not an integer; the rest was not read"));
+        a.notes.push(malformed(
+            "legacy torch tar: num_tensors is not an integer; the rest was not read",
+        ));
         return a;
     };
     let max = r.opts.limits.max_members;
     let mut i: i64 = 0;
     while i < n {
         if i as u64 >= max {
-            a.notes.push(Note::new(NoteKind::TooManyMembers { limit: max }, format!("more than {max} tensors: the rest were not read")));
+            a.notes.push(Note::new(
+                NoteKind::TooManyMembers { limit: max },
+                format!("more than {max} tensors: the rest were not read"),
+            ));
             return a;
         }
-        let Some((end, _)) = one(r, &mut a, d, pos, "tensor header") else { return a };
-        let ndim = d.get(end..end + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let Some((end, _)) = one(r, &mut a, d, pos, "tensor header") else {
+            return a;
+        };
+        let ndim = d
+            .get(end..end + 4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let next = ndim
             .and_then(|n| u64::try_from(n).ok())
             .and_then(|n| n.checked_mul(16))
@@ -200,7 +246,9 @@ pub(super) fn read_tar_tensors(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n <= d.len());
         let Some(next) = next else {
-            a.notes.push(malformed(format!("legacy torch tar: bad tensor record at offset {end}")));
+            a.notes.push(malformed(format!(
+                "legacy torch tar: bad tensor record at offset {end}"
+            )));
             return a;
         };
         pos = next;

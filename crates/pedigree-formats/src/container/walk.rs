@@ -8,12 +8,21 @@ use crate::pickle::{Options, PickleReport, ReadMode, StreamReport};
 
 /// The one place that calls into the pickle module (its contract: `pickle/mod.rs`).
 pub(super) fn pickle_one(data: &[u8], start: u64, mode: ReadMode, opts: &Options) -> PickleReport {
+    // An offset past the buffer (only possible on 32-bit hosts) is clamped to its end: the
+    // analysis then reports a truncated pickle instead of panicking.
+    let start = usize::try_from(start).unwrap_or(data.len()).min(data.len());
     crate::pickle::analyze_one(data, start, mode, opts)
 }
 
 /// Every pickle of a stream, as repeated `pickle.load(f)` calls would read them.
 pub(super) fn pickle_stream(data: &[u8], opts: &Options, mode: ReadMode) -> StreamReport {
     crate::pickle::analyze_stream(data, opts, mode)
+}
+
+/// Where the host's next read starts after `rep` (`None` when the pickle broke): `next`, which
+/// differs from `end` when a FRAME ran past STOP on a file without `peek` (FORMATS-FACTS §1.2).
+pub(super) fn after(rep: &PickleReport) -> Option<u64> {
+    rep.end.map(|e| rep.next.max(e))
 }
 
 /// How a bounded read ended.
@@ -31,11 +40,16 @@ pub(super) enum End {
 
 /// Outputs below this are never called bombs on ratio alone: small runs of zeros compress
 /// far better than 200:1 without harming anyone.
-const RATIO_FLOOR: u64 = 1 << 20;
+pub(super) const RATIO_FLOOR: u64 = 1 << 20;
 
 /// Reads `r` to its end or to `cap` bytes, checking the ratio against `compressed_len` on the way
 /// (so a bomb stops early, holding at most `cap` bytes).
-pub(super) fn pull<R: Read>(mut r: R, cap: u64, compressed_len: u64, max_ratio: u64) -> (Vec<u8>, End) {
+pub(super) fn pull<R: Read>(
+    mut r: R,
+    cap: u64,
+    compressed_len: u64,
+    max_ratio: u64,
+) -> (Vec<u8>, End) {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -76,7 +90,10 @@ pub(super) struct Reader<'o> {
 
 impl<'o> Reader<'o> {
     pub fn new(opts: &'o ReadOptions) -> Self {
-        Reader { opts, decompressed: 0 }
+        Reader {
+            opts,
+            decompressed: 0,
+        }
     }
 
     /// Sniffs `data` and reads it as what it is.
@@ -103,7 +120,9 @@ impl<'o> Reader<'o> {
     pub fn may_descend(&self, parent: &mut Artifact, depth: usize, member: &str) -> bool {
         if depth + 1 > self.opts.limits.max_depth {
             parent.notes.push(Note::new(
-                NoteKind::NestingTooDeep { member: member.to_string() },
+                NoteKind::NestingTooDeep {
+                    member: member.to_string(),
+                },
                 format!(
                     "member {member:?} is nested deeper than {} containers: not read",
                     self.opts.limits.max_depth
@@ -117,7 +136,8 @@ impl<'o> Reader<'o> {
     /// The most a decompression may produce now (per-member cap and what is left of the total).
     pub fn decompress_cap(&self) -> u64 {
         let l = &self.opts.limits;
-        l.max_member_size.min(l.max_total_decompressed.saturating_sub(self.decompressed))
+        l.max_member_size
+            .min(l.max_total_decompressed.saturating_sub(self.decompressed))
     }
 
     /// Decompresses with every limit, counts the output, and notes a bomb on `parent`.
@@ -136,7 +156,10 @@ impl<'o> Reader<'o> {
             End::SizeCap => {
                 let l = &self.opts.limits;
                 let detail = if cap < l.max_member_size {
-                    format!("total decompressed output over {} bytes", l.max_total_decompressed)
+                    format!(
+                        "total decompressed output over {} bytes",
+                        l.max_total_decompressed
+                    )
                 } else {
                     format!("decompressed size over {} bytes", l.max_member_size)
                 };
@@ -157,13 +180,23 @@ impl<'o> Reader<'o> {
 }
 
 fn bomb(member: &str, detail: String) -> Note {
-    let message = format!(
-        "{member}: decompression stopped, {detail}; only the part read so far was scanned"
-    );
-    Note::new(NoteKind::DecompressionBomb { member: member.to_string(), detail }, message)
+    let message =
+        format!("{member}: decompression stopped, {detail}; only the part read so far was scanned");
+    Note::new(
+        NoteKind::DecompressionBomb {
+            member: member.to_string(),
+            detail,
+        },
+        message,
+    )
 }
 
 pub(super) fn malformed(detail: impl Into<String>) -> Note {
     let detail = detail.into();
-    Note::new(NoteKind::Malformed { detail: detail.clone() }, detail)
+    Note::new(
+        NoteKind::Malformed {
+            detail: detail.clone(),
+        },
+        detail,
+    )
 }

@@ -60,7 +60,6 @@ pub(crate) struct Eocd {
     pub cd_size: u64,
     /// Declared number of entries.
     pub entries: u64,
-    pub zip64: bool,
 }
 
 /// Finds and validates the EOCD: the last `PK\x05\x06` within 64 KiB + 22 of the end whose central
@@ -72,10 +71,10 @@ pub(crate) fn find_eocd(d: &[u8]) -> Option<Eocd> {
     let lowest = d.len().saturating_sub(22 + 65535);
     let mut pos = d.len() - 22;
     loop {
-        if d.get(pos..pos + 4) == Some(EOCD_SIG) {
-            if let Some(e) = parse_eocd(d, pos) {
-                return Some(e);
-            }
+        if d.get(pos..pos + 4) == Some(EOCD_SIG)
+            && let Some(e) = parse_eocd(d, pos)
+        {
+            return Some(e);
         }
         if pos == lowest {
             return None;
@@ -90,7 +89,6 @@ fn parse_eocd(d: &[u8], pos: usize) -> Option<Eocd> {
     let mut cd_offset = u64::from(u32_at(d, pos + 16)?);
     // Where the central directory must end: the EOCD, or the ZIP64 EOCD record when present.
     let mut cd_end = pos as u64;
-    let mut zip64 = false;
     if pos >= 20 && d.get(pos - 20..pos - 16) == Some(Z64_LOC_SIG) {
         // Like Python, look for the ZIP64 record right before the locator (56 bytes, no
         // extensible data), which also works when bytes were prepended; fall back to the offset
@@ -99,14 +97,14 @@ fn parse_eocd(d: &[u8], pos: usize) -> Option<Eocd> {
         let rec = if pos >= 76 && d.get(pos - 76..pos - 72) == Some(Z64_EOCD_SIG) {
             Some(pos - 76)
         } else {
-            idx(stored).filter(|r| d.get(*r..r.checked_add(4)?) == Some(Z64_EOCD_SIG))
+            idx(stored)
+                .filter(|r| r.checked_add(4).and_then(|e| d.get(*r..e)) == Some(Z64_EOCD_SIG))
         };
         if let Some(r) = rec {
             entries = u64_at(d, r + 32)?;
             cd_size = u64_at(d, r + 40)?;
             cd_offset = u64_at(d, r + 48)?;
             cd_end = r as u64;
-            zip64 = true;
         }
     }
     let archive_start = cd_end.checked_sub(cd_size)?.checked_sub(cd_offset)?;
@@ -117,7 +115,12 @@ fn parse_eocd(d: &[u8], pos: usize) -> Option<Eocd> {
             return None;
         }
     }
-    Some(Eocd { archive_start, cd_offset, cd_size, entries, zip64 })
+    Some(Eocd {
+        archive_start,
+        cd_offset,
+        cd_size,
+        entries,
+    })
 }
 
 /// One central-directory entry.
@@ -201,7 +204,9 @@ fn parse_cd_entry(d: &[u8], pos: usize) -> Option<(Entry, usize)> {
     let name_raw = d.get(name_start..name_start.checked_add(name_len)?)?;
     let extra_start = name_start + name_len;
     let extra = d.get(extra_start..extra_start.checked_add(extra_len)?)?;
-    let next = extra_start.checked_add(extra_len)?.checked_add(comment_len)?;
+    let next = extra_start
+        .checked_add(extra_len)?
+        .checked_add(comment_len)?;
     if next > d.len() {
         return None;
     }
@@ -215,18 +220,30 @@ fn parse_cd_entry(d: &[u8], pos: usize) -> Option<(Entry, usize)> {
         if id == 1 {
             let mut at = 0usize;
             for field in [&mut usize_, &mut csize, &mut lh_offset] {
-                if *field == 0xFFFF_FFFF {
-                    if let Some(v) = u64_at(body, at) {
-                        *field = v;
-                        at += 8;
-                    }
+                if *field == 0xFFFF_FFFF
+                    && let Some(v) = u64_at(body, at)
+                {
+                    *field = v;
+                    at += 8;
                 }
             }
         }
         e = e.checked_add(4 + len)?;
     }
     let name = decode_name(name_raw);
-    Some((Entry { name, flags, method, crc, csize, usize: usize_, lh_offset, external_attr }, next))
+    Some((
+        Entry {
+            name,
+            flags,
+            method,
+            crc,
+            csize,
+            usize: usize_,
+            lh_offset,
+            external_attr,
+        },
+        next,
+    ))
 }
 
 /// Names are UTF-8 (bit 11) or cp437; for matching we need text, and non-UTF-8 names are rare in
@@ -257,9 +274,15 @@ struct Located<'a> {
 }
 
 fn locate<'a>(d: &'a [u8], start: u64, e: &Entry, notes: &mut Vec<Note>) -> Option<Located<'a>> {
-    let Some(lh) = start.checked_add(e.lh_offset).and_then(idx).filter(|p| p.saturating_add(30) <= d.len())
+    let Some(lh) = start
+        .checked_add(e.lh_offset)
+        .and_then(idx)
+        .filter(|p| p.saturating_add(30) <= d.len())
     else {
-        notes.push(malformed(format!("{}: local header offset past the end of the file", e.name)));
+        notes.push(malformed(format!(
+            "{}: local header offset past the end of the file",
+            e.name
+        )));
         return None;
     };
     if d.get(lh..lh + 4) != Some(LH_SIG) {
@@ -273,7 +296,10 @@ fn locate<'a>(d: &'a [u8], start: u64, e: &Entry, notes: &mut Vec<Note>) -> Opti
     let n = usize::from(u16_at(d, lh + 26)?);
     let x = usize::from(u16_at(d, lh + 28)?);
     let Some(lh_name) = d.get(lh + 30..lh + 30 + n) else {
-        notes.push(malformed(format!("{}: local header name runs past the end", e.name)));
+        notes.push(malformed(format!(
+            "{}: local header name runs past the end",
+            e.name
+        )));
         return None;
     };
     let lh_name = decode_name(lh_name);
@@ -287,8 +313,9 @@ fn locate<'a>(d: &'a [u8], start: u64, e: &Entry, notes: &mut Vec<Note>) -> Opti
         ));
     }
     let data_start = (lh + 30 + n).checked_add(x)?;
-    let Some(compressed) =
-        idx(e.csize).and_then(|c| data_start.checked_add(c)).and_then(|end| d.get(data_start..end))
+    let Some(compressed) = idx(e.csize)
+        .and_then(|c| data_start.checked_add(c))
+        .and_then(|end| d.get(data_start..end))
     else {
         notes.push(malformed(format!(
             "{}: member data ({} bytes at offset {data_start}) runs past the end of the file",
@@ -296,7 +323,10 @@ fn locate<'a>(d: &'a [u8], start: u64, e: &Entry, notes: &mut Vec<Note>) -> Opti
         )));
         return None;
     };
-    Some(Located { compressed, lh_flags })
+    Some(Located {
+        compressed,
+        lh_flags,
+    })
 }
 
 /// The bytes of a member, possibly inflated; `complete` is false when only a prefix was read.
@@ -328,7 +358,13 @@ enum Kind {
 }
 
 /// Reads a zip (the archive starts at `start`; bytes before it are prepended data).
-pub(super) fn read_zip(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: usize, start: u64) -> Artifact {
+pub(super) fn read_zip(
+    r: &mut Reader<'_>,
+    loc: Vec<String>,
+    d: &[u8],
+    depth: usize,
+    start: u64,
+) -> Artifact {
     let mut a = Artifact::new(loc, Format::Zip, d.len() as u64);
     let Some(eocd) = find_eocd(d) else {
         a.notes.push(malformed(
@@ -378,15 +414,25 @@ pub(super) fn read_zip(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: us
     }
 
     // PyTorch (§2.1, §2.5): the prefix is the text before the first '/' of the first entry.
-    let prefix = entries.first().and_then(|e| e.name.split_once('/')).map(|(p, _)| p.to_string());
+    let prefix = entries
+        .first()
+        .and_then(|e| e.name.split_once('/'))
+        .map(|(p, _)| p.to_string());
     let kind = match &prefix {
         Some(p) if entries.iter().any(|e| e.name == format!("{p}/data.pkl")) => {
-            let script = entries
+            let script = entries.iter().any(|e| {
+                e.name == format!("{p}/constants.pkl") || e.name.starts_with(&format!("{p}/code/"))
+            });
+            a.format = if script {
+                Format::TorchScript
+            } else {
+                Format::TorchZip
+            };
+            let outside: Vec<&str> = entries
                 .iter()
-                .any(|e| e.name == format!("{p}/constants.pkl") || e.name.starts_with(&format!("{p}/code/")));
-            a.format = if script { Format::TorchScript } else { Format::TorchZip };
-            let outside: Vec<&str> =
-                entries.iter().map(|e| e.name.as_str()).filter(|n| !n.starts_with(&format!("{p}/"))).collect();
+                .map(|e| e.name.as_str())
+                .filter(|n| !n.starts_with(&format!("{p}/")))
+                .collect();
             if let Some(first) = outside.first() {
                 a.notes.push(malformed(format!(
                     "{} member(s) outside the archive prefix {p:?} (e.g. {first:?}): torch refuses the file (\"file in archive is not in a subdirectory\")",
@@ -428,8 +474,18 @@ pub(super) fn read_zip(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8], depth: us
     a
 }
 
-fn read_member(r: &mut Reader<'_>, a: &mut Artifact, d: &[u8], start: u64, e: &Entry, depth: usize, kind: Kind) {
-    let Some(lc) = locate(d, start, e, &mut a.notes) else { return };
+fn read_member(
+    r: &mut Reader<'_>,
+    a: &mut Artifact,
+    d: &[u8],
+    start: u64,
+    e: &Entry,
+    depth: usize,
+    kind: Kind,
+) {
+    let Some(lc) = locate(d, start, e, &mut a.notes) else {
+        return;
+    };
     let in_central = e.flags & ENCRYPTION_BITS != 0;
     let in_local = lc.lh_flags & ENCRYPTION_BITS != 0;
     let flagged = in_central || in_local;
@@ -448,6 +504,31 @@ fn read_member(r: &mut Reader<'_>, a: &mut Artifact, d: &[u8], start: u64, e: &E
             ),
         ));
     }
+    // Declared sizes are checked before anything is inflated: a bomb is worth a note even when
+    // its content (zeros, typically) is never read by us.
+    let limits = &r.opts.limits;
+    if e.method == 8 {
+        let ratio = e.usize / e.csize.max(1);
+        let detail = if e.usize > limits.max_member_size {
+            Some(format!(
+                "declared size {} bytes is over the {} byte limit",
+                e.usize, limits.max_member_size
+            ))
+        } else if e.usize > super::walk::RATIO_FLOOR && ratio > limits.max_ratio {
+            Some(format!(
+                "declared {} bytes from {} compressed (over {}:1)",
+                e.usize, e.csize, limits.max_ratio
+            ))
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            a.notes.push(Note::new(
+                NoteKind::DecompressionBomb { member: e.name.clone(), detail: detail.clone() },
+                format!("{}: {detail}; decompression is bounded, only the part within the limits is scanned", e.name),
+            ));
+        }
+    }
     let mut child_loc = a.location.clone();
     child_loc.push(e.name.clone());
     let torch_record = kind == Kind::Torch;
@@ -456,6 +537,16 @@ fn read_member(r: &mut Reader<'_>, a: &mut Artifact, d: &[u8], start: u64, e: &E
     // lying flag) and stored members (already in memory) are taken whole; deflated members of a
     // generic zip are sniffed on a prefix first, so raw data is never inflated for nothing.
     let content = match e.method {
+        0 if !torch_record && !flagged => {
+            // Stored: already in memory, but raw data is still not touched (nor CRC-checked)
+            // unless its first bytes show something we read.
+            let head = lc.compressed.get(..PEEK as usize).unwrap_or(lc.compressed);
+            if lc.compressed.len() as u64 > PEEK && !needs_whole(head) {
+                a.children.push(unread_child(r, child_loc, head, e.usize));
+                return;
+            }
+            Content::Borrowed(lc.compressed)
+        }
         0 => Content::Borrowed(lc.compressed),
         8 => {
             let full = torch_record || flagged;
@@ -469,15 +560,8 @@ fn read_member(r: &mut Reader<'_>, a: &mut Artifact, d: &[u8], start: u64, e: &E
                         if needs_whole(prefix.as_slice()) {
                             inflate_all(r, a, e, lc.compressed)
                         } else {
-                            // Nothing in it is read by us: record it unread.
-                            let fmt = sniff::sniff_at_start(&prefix).format();
-                            let fmt = if fmt == Format::Pickle { Format::Unknown } else { fmt };
-                            let child = if fmt == Format::Npy {
-                                npy::read_npy_len(r, child_loc, &prefix, e.usize)
-                            } else {
-                                Artifact::new(child_loc, fmt, e.usize)
-                            };
-                            a.children.push(child);
+                            a.children
+                                .push(unread_child(r, child_loc, &prefix, e.usize));
                             return;
                         }
                     }
@@ -528,9 +612,20 @@ fn read_member(r: &mut Reader<'_>, a: &mut Artifact, d: &[u8], start: u64, e: &E
     a.children.push(child);
 }
 
+/// A member whose first bytes show raw data: recorded (npy headers parsed), never read.
+fn unread_child(r: &mut Reader<'_>, loc: Vec<String>, head: &[u8], size: u64) -> Artifact {
+    if sniff::sniff_at_start(head) == Sniffed::Npy {
+        npy::read_npy_len(r, loc, head, size)
+    } else {
+        Artifact::new(loc, Format::Unknown, size)
+    }
+}
+
 fn encrypted(name: &str) -> Note {
     Note::new(
-        NoteKind::EncryptedMember { member: name.to_string() },
+        NoteKind::EncryptedMember {
+            member: name.to_string(),
+        },
         format!("{name}: member is encrypted and could not be scanned"),
     )
 }
@@ -544,14 +639,22 @@ fn needs_whole(prefix: &[u8]) -> bool {
     }
 }
 
-fn inflate_all<'a>(r: &mut Reader<'_>, a: &mut Artifact, e: &Entry, compressed: &[u8]) -> Content<'a> {
+fn inflate_all<'a>(
+    r: &mut Reader<'_>,
+    a: &mut Artifact,
+    e: &Entry,
+    compressed: &[u8],
+) -> Content<'a> {
     let decoder = flate2::read::DeflateDecoder::new(compressed);
     let (out, end) = r.decompress(a, &e.name, decoder, compressed.len() as u64);
     match end {
         End::Eof => Content::Owned(out, true),
         End::Error(err) => {
             if e.flags & ENCRYPTION_BITS == 0 {
-                a.notes.push(malformed(format!("{}: deflate data is corrupt ({err}); scanned up to the error", e.name)));
+                a.notes.push(malformed(format!(
+                    "{}: deflate data is corrupt ({err}); scanned up to the error",
+                    e.name
+                )));
                 Content::Owned(out, false)
             } else {
                 // Encrypted members do not inflate.

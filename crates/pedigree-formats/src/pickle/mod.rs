@@ -11,6 +11,25 @@
 
 use serde::Serialize;
 
+mod compat;
+mod disasm;
+mod joblib;
+mod machine;
+mod memo;
+pub mod opcodes;
+mod reader;
+mod stream;
+mod text;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use disasm::disasm;
+pub use machine::DYNAMIC_MODULE;
+pub use stream::{analyze_one, analyze_stream};
+pub use value::{CallValue, Value};
+
 /// How the host program feeds bytes to the unpickler (FORMATS-FACTS §1.2). FRAME straddles make
 /// these disagree; that disagreement is itself reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +63,9 @@ pub struct Limits {
     pub max_globals: usize,
     /// Pickles per stream (stacked pickles and resynchronised segments).
     pub max_pickles: usize,
+    /// Call sites recorded per pickle. Past it the machine keeps going and records only call
+    /// sites whose (kind, callable) was not seen yet, with a `LimitExceeded` anomaly.
+    pub max_calls: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +79,7 @@ impl Default for Limits {
             max_kept_bytes: 4096,
             max_globals: 100_000,
             max_pickles: 64,
+            max_calls: 100_000,
         }
     }
 }
@@ -90,7 +113,7 @@ pub struct GlobalRef {
 }
 
 /// What kind of operation may call into Python code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallKind {
     Reduce,
@@ -166,6 +189,14 @@ pub enum AnomalyKind {
     LimitExceeded { limit: String },
     /// This pickle was found by resynchronising after a break, not where a loader would start.
     Resynchronised,
+    /// STOP came while the last FRAME still held `bytes` bytes: a following `pickle.load` on an
+    /// unpeekable file starts after the frame, not after STOP (FORMATS-FACTS §1.2, §10.2).
+    FrameRunsPastStop { bytes: u64 },
+    /// STACK_GLOBAL whose module or name is computed (a call result ...), not a literal string.
+    /// A [`GlobalRef`] with module [`DYNAMIC_MODULE`] is recorded too.
+    DynamicImport { detail: String },
+    /// A joblib `NumpyArrayWrapper` whose raw data could not be located.
+    JoblibArray { detail: String },
 }
 
 /// One anomaly with its position.
@@ -191,6 +222,23 @@ pub struct PickleReport {
     pub calls: Vec<CallSite>,
     pub persistent_ids: Vec<PersistentId>,
     pub anomalies: Vec<Anomaly>,
+    /// Where a following `pickle.load` on the same stream would start reading: `end` in memory,
+    /// but after a FRAME that runs past STOP on unpeekable files (§1.2). After a break, where
+    /// reading stopped.
+    pub next: u64,
+    /// Bytes that are not pickle opcodes but were skipped as the host does (joblib arrays).
+    pub raw_regions: Vec<RawRegion>,
+    /// The object STOP returned, as far as it can be known (torch tensor tables are read from it).
+    #[serde(skip)]
+    pub result: Option<Value>,
+}
+
+/// A byte range inside a pickle stream that the host reads itself (not as opcodes).
+#[derive(Debug, Clone, Serialize)]
+pub struct RawRegion {
+    pub offset: u64,
+    pub len: u64,
+    pub what: String,
 }
 
 /// The analysis of a whole stream: every pickle in it, in every read mode that differs.

@@ -128,8 +128,8 @@ fn pickle_findings(
         if resynced {
             c.push_str(" (found by resynchronising after a break in the stream)");
         }
-        if multi_mode {
-            c.push_str(&format!(" (when read by {})", mode_name(report.mode)));
+        if alternative {
+            c.push_str(&format!(" (only when read by {})", mode_name(report.mode)));
         }
         c
     };

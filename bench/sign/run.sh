@@ -35,7 +35,7 @@ if [[ ! -f "$OUT/.size" || "$(cat "$OUT/.size")" != "$total-$SHARD_SIZE" ]]; the
     big=$(( SHARD_SIZE * 6 / 5 )); (( big > total * 2 / 5 )) && big=$(( total * 2 / 5 ))
     rest=$(( (total - big) / 5 ))
     # Incompressible, deterministic content (openssl AES-CTR keystream).
-    gen() { openssl enc -aes-128-ctr -pass pass:"$1" -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$2" > "$3"; }
+    gen() { (set +o pipefail; openssl enc -aes-128-ctr -pass pass:"$1" -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$2" > "$3"); }
     gen big "$big" "$model/model-00001.safetensors"
     for i in 1 2 3 4; do gen "f$i" "$rest" "$model/sub/shard-$i.bin"; done
     gen cfg "$((total - big - 4 * rest))" "$model/tail.bin"

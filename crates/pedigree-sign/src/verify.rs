@@ -395,11 +395,11 @@ fn file_part(name: &str, method: Method) -> String {
     }
 }
 
-fn computed_file_is_empty(_computed: &Manifest, _path: &str) -> bool {
+fn computed_file_is_empty(computed: &Manifest, path: &str) -> bool {
     // Empty files produce no shard in our manifest, so an expected 0:0
     // shard is only accepted if no other shard of that path exists.
     !_computed
         .resources
         .iter()
-        .any(|r| parse_shard_name(&r.name).is_some_and(|(p, _, _)| p == _path))
+        .any(|r| parse_shard_name(&r.name).is_some_and(|(p, _, _)| p == path))
 }

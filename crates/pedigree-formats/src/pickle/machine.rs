@@ -1183,14 +1183,14 @@ impl<'a, 't> Machine<'a, 't> {
             None
         } else {
             Some(Node::new(
-                NodeKind::Call(CallNode {
+                NodeKind::Call(Box::new(CallNode {
                     kind,
                     callable,
                     args,
                     kwargs,
                     state: Default::default(),
                     extra: Default::default(),
-                }),
+                })),
                 depth,
                 false,
             ))

@@ -90,7 +90,7 @@ pub(crate) enum NodeKind {
     Dict(RefCell<Coll>),
     Set(RefCell<Coll>),
     Global(Box<GlobalRef>),
-    Call(CallNode),
+    Call(Box<CallNode>),
     /// The result of the host's `persistent_load(pid)`.
     Persistent(Val),
 }

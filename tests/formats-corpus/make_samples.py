@@ -271,7 +271,10 @@ def make_onnx(akiki):
     expect(d / "model.onnx", [])
 
     def external(location):
-        t = helper.make_tensor("w", TensorProto.FLOAT, [2], vals=[])
+        t = TensorProto()
+        t.name = "w"
+        t.data_type = TensorProto.FLOAT
+        t.dims.extend([2])
         t.data_location = TensorProto.EXTERNAL
         for k, v in (("location", location), ("offset", "0"), ("length", "8")):
             e = t.external_data.add()
@@ -298,7 +301,9 @@ def make_onnx(akiki):
                     [helper.make_opsetid("", 17), helper.make_opsetid("com.evil.ops", 1)]), p)
     expect(p, ["PDG322"])
     # Inconsistent tensor size: dims [2] float, raw_data 12 bytes
-    bad = helper.make_tensor("w", TensorProto.FLOAT, [2], vals=b"\0" * 12, raw=True)
+    bad = TensorProto()
+    bad.name, bad.data_type, bad.raw_data = "w", TensorProto.FLOAT, b"\0" * 12
+    bad.dims.extend([2])
     p = out("onnx/tensor_size_mismatch.onnx")
     onnx.save(model([bad]), p)
     expect(p, ["PDG323"])

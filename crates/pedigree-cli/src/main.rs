@@ -3,6 +3,7 @@
 //! Exit codes: 0 = nothing at or above `--fail-on`, 1 = findings at or above it (or a failed
 //! verification), 2 = could not scan / bad usage.
 
+mod cmd_sign;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -33,6 +34,12 @@ enum Command {
     Disasm(DisasmArgs),
     /// List every rule, or explain one (`pedigree rules PDG101`).
     Rules(RulesArgs),
+    /// Sign a model (file or directory) as an OpenSSF Model Signing v1.0 bundle.
+    Sign(cmd_sign::SignArgs),
+    /// Verify a model against an OpenSSF Model Signing v1.0 bundle.
+    Verify(cmd_sign::VerifyArgs),
+    /// Print the model's identity: the OMS v1.0 root digest over its files.
+    Id(cmd_sign::IdArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -122,6 +129,9 @@ fn main() -> ExitCode {
         Command::Scan(a) => scan(a),
         Command::Disasm(a) => disasm(a),
         Command::Rules(a) => list_rules(a),
+        Command::Sign(a) => cmd_sign::sign(a).map(exit_u8),
+        Command::Verify(a) => cmd_sign::verify(a).map(exit_u8),
+        Command::Id(a) => cmd_sign::id(a).map(exit_u8),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -130,6 +140,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Exit codes are small non-negative numbers; anything else is reported as 2 (could not run).
+fn exit_u8(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(2)
 }
 
 fn load_policy(config: Option<&Path>) -> anyhow::Result<Policy> {

@@ -111,27 +111,25 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
             }
             // The bundle's own hint/rawBytes are never trusted; they only
             // pick the key and improve the message. Only the signature counts.
-            if let Some(h) = hint {
-                if !trust
+            if let Some(h) = hint
+                && !trust
                     .keys
                     .iter()
                     .any(|k| &k.hint() == h || &k.der_fingerprint() == h)
                 {
                     tracing::warn!(hint = %h, "bundle key hint matches none of the trusted keys");
                 }
-            }
             if let Some(r) = raw {
                 let embedded = std::str::from_utf8(r)
                     .ok()
                     .and_then(|p| PublicKey::from_pem(p).ok())
                     .or_else(|| PublicKey::from_spki_der(r).ok());
-                if let Some(e) = embedded {
-                    if !trust.keys.contains(&e) {
+                if let Some(e) = embedded
+                    && !trust.keys.contains(&e) {
                         tracing::warn!(
                             "bundle embeds a public key that is not among the trusted keys"
                         );
                     }
-                }
             }
             let key = trust
                 .keys
@@ -276,11 +274,10 @@ pub fn verify_model(
     for p in &opts.ignore_paths {
         ser.ignore_paths.push(p.clone());
     }
-    if let Some(sig) = &opts.signature_path {
-        if let Some(rel) = relative_inside(model, sig) {
+    if let Some(sig) = &opts.signature_path
+        && let Some(rel) = relative_inside(model, sig) {
             ser.ignore_paths.push(rel);
         }
-    }
     let computed = match manifest::hash_model(model, &ser) {
         Ok(m) => m,
         Err(Error::Model(msg)) => return Err(VerifyFailure::Model(msg).into()),
@@ -307,11 +304,10 @@ fn normalize_signed_name(
     let fix_path = |p: &str| -> Result<String, VerifyFailure> {
         // The reference tool names a single-file model's resource "."; the
         // spec uses the file's basename.
-        if let Some(base) = single_file {
-            if p == "." || p == base {
+        if let Some(base) = single_file
+            && (p == "." || p == base) {
                 return Ok(base.to_string());
             }
-        }
         canonicalize_name(p)
             .map_err(|e| VerifyFailure::Statement(format!("resource name '{name}': {e}")))
     };
@@ -361,11 +357,10 @@ pub fn compare(
             None => {
                 // A zero-length shard listed by a lenient producer for an
                 // empty file is satisfied by the (unlisted) empty file.
-                if let Some((p, 0, 0)) = parse_shard_name(name) {
-                    if computed_file_is_empty(computed, p) {
+                if let Some((p, 0, 0)) = parse_shard_name(name)
+                    && computed_file_is_empty(computed, p) {
                         continue;
                     }
-                }
                 return Err(VerifyFailure::MissingFile(name.clone()));
             }
             Some(got) if got != want => {
@@ -378,11 +373,10 @@ pub fn compare(
             Some(_) => {}
         }
     }
-    if !ignore_unsigned {
-        if let Some(extra) = actual.keys().find(|k| !expected.contains_key(**k)) {
+    if !ignore_unsigned
+        && let Some(extra) = actual.keys().find(|k| !expected.contains_key(**k)) {
             return Err(VerifyFailure::ExtraFile(extra.to_string()));
         }
-    }
     Ok(())
 }
 
@@ -398,7 +392,7 @@ fn file_part(name: &str, method: Method) -> String {
 fn computed_file_is_empty(computed: &Manifest, path: &str) -> bool {
     // Empty files produce no shard in our manifest, so an expected 0:0
     // shard is only accepted if no other shard of that path exists.
-    !_computed
+    !computed
         .resources
         .iter()
         .any(|r| parse_shard_name(&r.name).is_some_and(|(p, _, _)| p == path))

@@ -85,8 +85,8 @@ impl Cert {
         use x509_cert::ext::pkix::{SubjectAltName, name::GeneralName};
         let mut out = Vec::new();
         for ext in self.cert.tbs_certificate.extensions.iter().flatten() {
-            if ext.extn_id == SUBJECT_ALT_NAME {
-                if let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
+            if ext.extn_id == SUBJECT_ALT_NAME
+                && let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
                     for n in san.0 {
                         match n {
                             GeneralName::Rfc822Name(s) => out.push(s.to_string()),
@@ -96,7 +96,6 @@ impl Cert {
                         }
                     }
                 }
-            }
         }
         out
     }

@@ -12,3 +12,15 @@
 
 pub mod container;
 pub mod pickle;
+pub mod chat_template;
+#[doc(hidden)]
+pub mod fuzz_util;
+pub mod gguf;
+pub mod hdf5;
+pub mod hf_repo;
+pub mod keras;
+pub mod marshal;
+pub mod onnx;
+pub mod safetensors;
+pub mod tensorflow;
+pub mod views;

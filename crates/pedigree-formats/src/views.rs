@@ -99,6 +99,23 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
     None
 }
 
+/// Whether a member whose first bytes are `prefix` (and that the container sniffer does not
+/// recognise) must be read whole because one of our readers wants it.
+pub fn wants_whole(prefix: &[u8]) -> bool {
+    if gguf::looks_like(prefix) || prefix.starts_with(hdf5::SIGNATURE) {
+        return true;
+    }
+    if prefix.len() >= 10 {
+        let n = u64::from_le_bytes(prefix[..8].try_into().unwrap_or([0; 8]));
+        if n >= 2 && n <= safetensors::MAX_HEADER_SIZE && prefix[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            return true;
+        }
+    }
+    // JSON configs, and protobuf (ONNX and SavedModel start with field 1 as a varint, GraphDef
+    // with field 1 as a message).
+    matches!(prefix.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{')) || matches!(prefix.first(), Some(0x08 | 0x0a))
+}
+
 /// Refines a container after its members were read: a zip holding a Keras `config.json` is a
 /// `.keras` model.
 pub fn refine(a: &mut Artifact) {

@@ -13,7 +13,13 @@ fn allowed(ext: &str, f: Format) -> Option<bool> {
         "npy" => f == Npy,
         "npz" => matches!(f, Npz | Zip),
         "zip" => matches!(f, Zip | Npz | TorchZip | TorchScript),
-        "keras" => f == Zip,
+        "keras" => matches!(f, Zip | Keras),
+        "safetensors" => f == Safetensors,
+        "gguf" => f == Gguf,
+        "onnx" => f == Onnx,
+        "h5" | "hdf5" => f == Hdf5,
+        "pb" => matches!(f, TensorFlow | Unknown),
+        "json" => matches!(f, Json | Unknown),
         "pkl" | "pickle" | "pck" | "joblib" | "dill" => pickle_like || f == Compressed,
         // torch.load reads zip checkpoints, legacy streams, legacy tars and plain pickles
         // alike, so these names are ambiguous in the wild: only a clearly different container
@@ -28,7 +34,7 @@ fn allowed(ext: &str, f: Format) -> Option<bool> {
         "7z" => f == SevenZip,
         "gz" | "bz2" | "xz" | "lzma" | "lz4" | "z" => f == Compressed,
         // Formats read by other readers: anything this module recognises inside them is wrong.
-        "safetensors" | "gguf" | "onnx" | "json" | "h5" | "hdf5" | "tflite" | "msgpack" | "txt" => {
+        "tflite" | "msgpack" | "txt" => {
             f == Unknown
         }
         _ => return None,

@@ -55,6 +55,21 @@ pub enum Format {
     Tar,
     /// 7z.
     SevenZip,
+    /// safetensors (read by `crate::safetensors`).
+    Safetensors,
+    /// GGUF (read by `crate::gguf`).
+    Gguf,
+    /// ONNX protobuf (read by `crate::onnx`).
+    Onnx,
+    /// HDF5 (legacy Keras `.h5`: `crate::hdf5`, `crate::keras`).
+    Hdf5,
+    /// Keras 3 `.keras` zip (a zip whose `config.json` is a Keras model config).
+    Keras,
+    /// TensorFlow protobuf: SavedModel, GraphDef, `keras_metadata.pb` (`crate::tensorflow`).
+    #[serde(rename = "tensorflow")]
+    TensorFlow,
+    /// JSON (Keras and Hugging Face configs are judged from it).
+    Json,
     /// Anything else (not scanned for pickles).
     Unknown,
 }
@@ -112,6 +127,10 @@ pub struct Artifact {
     pub pickles: Vec<PickleReport>,
     pub notes: Vec<Note>,
     pub children: Vec<Artifact>,
+    /// Views of the model formats beyond pickle (`crate::views`): safetensors, GGUF, ONNX, Keras,
+    /// TensorFlow, Hugging Face configs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<crate::views::FormatView>,
 }
 
 /// Limits on containers. Every one of them holds whatever the input says (ARCHITECTURE.md,
@@ -195,6 +214,7 @@ impl Artifact {
             pickles: Vec::new(),
             notes: Vec::new(),
             children: Vec::new(),
+            views: Vec::new(),
         }
     }
 
@@ -242,7 +262,9 @@ pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Artifact, ReadError>
                 path: path.to_path_buf(),
                 source,
             })?;
-        read_bytes(&name, &buf, opts)
+        let mut a = read_bytes(&name, &buf, opts);
+        crate::views::attach_path_views(path, &mut a, Some(&buf));
+        a
     } else {
         // SAFETY: the map is read-only and we never hand out references that outlive it. The one
         // hazard of mapping is another process truncating the file while we read it, which raises
@@ -252,7 +274,9 @@ pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Artifact, ReadError>
             path: path.to_path_buf(),
             source,
         })?;
-        read_bytes(&name, &map, opts)
+        let mut a = read_bytes(&name, &map, opts);
+        crate::views::attach_path_views(path, &mut a, Some(&map));
+        a
     };
     if let Some(note) = ext::extension_mismatch(path, artifact.format) {
         artifact.notes.push(note);

@@ -99,7 +99,9 @@ impl<'o> Reader<'o> {
     /// Sniffs `data` and reads it as what it is.
     pub fn node(&mut self, loc: Vec<String>, data: &[u8], depth: usize) -> Artifact {
         let s = sniff::sniff(data);
-        self.node_as(loc, data, depth, s)
+        let mut a = self.node_as(loc, data, depth, s);
+        crate::views::refine(&mut a);
+        a
     }
 
     /// Reads `data` as `s`.
@@ -112,7 +114,10 @@ impl<'o> Reader<'o> {
             Sniffed::TorchLegacy => super::torch::read_legacy_stream(self, loc, data),
             Sniffed::Compressed(c) => super::compress::read_compressed(self, loc, data, depth, c),
             Sniffed::Pickle => super::plain::read_plain(self, loc, data),
-            Sniffed::Unknown => Artifact::new(loc, Format::Unknown, data.len() as u64),
+            Sniffed::Unknown => match crate::views::read_unknown(loc.clone(), data) {
+                Some(a) => a,
+                None => Artifact::new(loc, Format::Unknown, data.len() as u64),
+            },
         }
     }
 

@@ -633,7 +633,7 @@ fn encrypted(name: &str) -> Note {
 /// Does a generic member whose first 64 KiB are `prefix` need to be read whole?
 fn needs_whole(prefix: &[u8]) -> bool {
     match sniff::sniff_at_start(prefix) {
-        Sniffed::Unknown => false,
+        Sniffed::Unknown => crate::views::wants_whole(prefix),
         Sniffed::Npy => npy::needs_data(prefix),
         _ => true,
     }

@@ -19,8 +19,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
 
-if [ -f scripts/setup-interop-venv.sh ]; then
-  bash scripts/setup-interop-venv.sh
+# The reference model_signing tool, for the signing interop tests.
+bash scripts/setup-interop-venv.sh
+# Fashion-MNIST from Debian, for the cascade lab (the tests use a committed subset).
+if [ -f scripts/setup-lab-data.sh ]; then
+  bash scripts/setup-lab-data.sh
 fi
 
 cargo build --release -p pedigree-cli

@@ -24,3 +24,4 @@ pub mod onnx;
 pub mod safetensors;
 pub mod tensorflow;
 pub mod views;
+pub mod tensors;

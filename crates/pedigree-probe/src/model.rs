@@ -146,7 +146,7 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().into_vec::<f32>().map_err(|e| ProbeError::Tensor(format!("{e:?}")))
+    t.into_data().try_into_vec::<f32>().map_err(|e| ProbeError::Tensor(format!("{e:?}")))
 }
 
 pub(crate) fn conv(w: &[f32], b: &[f32], cin: usize, cout: usize, dev: &Device) -> Conv2d {

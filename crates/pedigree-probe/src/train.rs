@@ -3,7 +3,7 @@
 //! is "prune, then train".
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -164,7 +164,7 @@ pub fn fresh_head(hidden: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<f3
 }
 
 /// Result of fine-pruning.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Pruned {
     pub weights: Weights,
     pub pruned_channels: Vec<usize>,

@@ -6,6 +6,7 @@
 //!   readers saw into [`Finding`]s.
 
 pub mod analyze;
+pub mod analyze_formats;
 pub mod finding;
 pub mod lists;
 pub mod policy;

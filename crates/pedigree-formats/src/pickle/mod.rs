@@ -71,8 +71,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_opcodes: 50_000_000,
-            max_memo_entries: 1_000_000,
+            max_opcodes: 1 << 32,
+            max_memo_entries: 64 << 20,
             max_stack: 1_000_000,
             max_marks: 100_000,
             max_value_depth: 64,

@@ -60,6 +60,25 @@ pub(crate) enum Val {
     /// Something the machine cannot know (a limit was hit, or a value only the host makes).
     Unknown,
     Node(Rc<Node>),
+    /// A value the memo kept only the type and size of (see `memo.rs`): what a GET returns once
+    /// the memo's budget for exact values is spent. The length is exact for `str`/`bytes`/tuples
+    /// and the length at MEMOIZE time for mutable containers.
+    Opaque(Opaque, u32),
+    /// The result of a call that the memo kept only the callee of (a global, or `None` when
+    /// the callable was itself computed).
+    OpaqueCall(CallKind, Option<Rc<Node>>),
+}
+
+/// The type of an [`Val::Opaque`] value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Opaque {
+    Str,
+    Bytes,
+    Tuple,
+    List,
+    Dict,
+    Set,
+    FrozenSet,
 }
 
 /// A heap value. `depth` and `plain` are kept up to date on insertion so that the machine can
@@ -249,6 +268,8 @@ impl Val {
     pub(crate) fn depth(&self) -> u16 {
         match self {
             Val::Node(n) => n.depth.get(),
+            Val::Opaque(Opaque::Str | Opaque::Bytes, _) => 0,
+            Val::Opaque(..) | Val::OpaqueCall(..) => 1,
             _ => 0,
         }
     }
@@ -256,8 +277,22 @@ impl Val {
     pub(crate) fn is_plain(&self) -> bool {
         match self {
             Val::Node(n) => n.plain.get(),
-            Val::Unknown => false,
+            Val::Unknown | Val::OpaqueCall(..) => false,
             _ => true,
+        }
+    }
+    /// The global a call result was made by, for a call result (exact or opaque).
+    pub(crate) fn call_callable(&self) -> Option<Option<&Rc<Node>>> {
+        match self {
+            Val::OpaqueCall(_, g) => Some(g.as_ref()),
+            Val::Node(n) => match &n.kind {
+                NodeKind::Call(c) => Some(match &c.callable {
+                    Val::Node(g) => Some(g),
+                    _ => None,
+                }),
+                _ => None,
+            },
+            _ => None,
         }
     }
     pub(crate) fn node(&self) -> Option<&NodeKind> {
@@ -354,7 +389,27 @@ fn render_into(v: &Val, data: &[u8], out: &mut String, depth: usize, max: usize)
         Val::Bytes(s) => render_bytes(s.bytes(data), s.len() as u64, "b", out),
         Val::Unknown => out.push('?'),
         Val::Node(n) => render_node(&n.kind, data, out, depth, max),
+        Val::Opaque(k, n) => render_opaque(*k, *n, out),
+        Val::OpaqueCall(_, g) => {
+            match g.as_ref().map(|g| &g.kind) {
+                Some(NodeKind::Global(g)) => render_global(g, out),
+                _ => out.push('?'),
+            }
+            out.push_str("(...)");
+        }
     }
+}
+
+fn render_opaque(k: Opaque, n: u32, out: &mut String) {
+    let _ = match k {
+        Opaque::Str => write!(out, "'...'<{n} bytes>"),
+        Opaque::Bytes => write!(out, "b'...'<{n} bytes>"),
+        Opaque::Tuple => write!(out, "(...{n} items)"),
+        Opaque::List => write!(out, "[...]"),
+        Opaque::Dict => write!(out, "{{...}}"),
+        Opaque::Set => write!(out, "{{...}}"),
+        Opaque::FrozenSet => write!(out, "frozenset({{...{n} items}})"),
+    };
 }
 
 fn render_node(k: &NodeKind, data: &[u8], out: &mut String, depth: usize, max: usize) {
@@ -710,6 +765,39 @@ fn mat(v: &Val, data: &[u8], depth: usize, budget: &mut usize) -> Value {
             bytearray: false,
         },
         Val::Unknown => Value::Unknown,
+        Val::Opaque(k, n) => {
+            let len = *n as u64;
+            match k {
+                Opaque::Str => Value::Str {
+                    text: String::new(),
+                    len,
+                },
+                Opaque::Bytes => Value::Bytes {
+                    data: Vec::new(),
+                    len,
+                    bytearray: false,
+                },
+                Opaque::FrozenSet => Value::FrozenSet {
+                    items: Vec::new(),
+                    len,
+                },
+                // Mutable containers may have grown after they were memoized; a tuple's
+                // elements are unknown.
+                Opaque::Tuple | Opaque::List | Opaque::Dict | Opaque::Set => Value::Unknown,
+            }
+        }
+        Val::OpaqueCall(kind, g) => Value::Call(Box::new(CallValue {
+            kind: *kind,
+            callable: match g.as_ref().map(|g| &g.kind) {
+                Some(NodeKind::Global(g)) => Value::Global((**g).clone()),
+                _ => Value::Unknown,
+            },
+            args: Value::Unknown,
+            kwargs: None,
+            state: None,
+            items: Vec::new(),
+            pairs: Vec::new(),
+        })),
         Val::Node(n) => match &n.kind {
             NodeKind::Text { kept, len } => Value::Str {
                 text: kept.to_string(),

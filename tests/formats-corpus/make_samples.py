@@ -308,6 +308,8 @@ def make_onnx(akiki):
     onnx.save(model([bad]), p)
     expect(p, ["PDG323"])
     if akiki:
+        for lic in ("LICENSE", "SILERO-MIT.txt"):
+            shutil.copyfile(Path(akiki) / lic, out(f"real/{lic}"))
         p = out("real/akiki-vad.onnx")
         shutil.copyfile(Path(akiki) / "akiki-vad.onnx", p)
         expect(p, [])

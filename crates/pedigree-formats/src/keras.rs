@@ -58,11 +58,20 @@ pub struct KerasView {
     pub lambdas: Vec<LambdaCode>,
     pub references: Vec<ObjRef>,
     pub error: Option<String>,
+    #[serde(skip)]
+    seen_code: Vec<(String, Option<String>)>,
 }
 
 impl KerasView {
     pub fn new(source: Source) -> Self {
-        KerasView { source, keras_version: None, lambdas: Vec::new(), references: Vec::new(), error: None }
+        KerasView {
+            source,
+            keras_version: None,
+            lambdas: Vec::new(),
+            references: Vec::new(),
+            error: None,
+            seen_code: Vec::new(),
+        }
     }
 }
 
@@ -139,6 +148,13 @@ fn lambda(view: &mut KerasView, path: &[String], field: &str, code_b64: Option<&
     if view.lambdas.len() >= MAX_ITEMS {
         return;
     }
+    // The same function reached twice (keras_metadata.pb repeats each layer's config in its
+    // parent's) is one Lambda.
+    let key = (field.to_string(), code_b64.map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>()));
+    if view.seen_code.contains(&key) {
+        return;
+    }
+    view.seen_code.push(key);
     let mut l = LambdaCode { path: path.join("/"), field: field.to_string(), layout: None, code: None, error: None };
     match code_b64 {
         None => l.error = Some("the code field is missing or not a string".into()),
@@ -190,8 +206,6 @@ fn walk(view: &mut KerasView, v: &Value, path: &mut Vec<String>, depth: usize) {
             };
             // Keras 3: {"class_name": "__lambda__", "config": {"code": ...}}
             if class == Some("__lambda__") {
-                let field = path.last().cloned().unwrap_or_default();
-                let _ = field;
                 let code = config.and_then(|c| c.get("code")).and_then(Value::as_str);
                 lambda(view, path, "function", code);
             }

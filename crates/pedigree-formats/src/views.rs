@@ -74,9 +74,14 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
             return Some(a);
         }
     }
-    if ext.as_deref() == Some("onnx") || onnx::looks_like(data) {
+    // ONNX has no magic: a ModelProto starts with field 1 (ir_version) as a varint. Decode once,
+    // and keep it when the name says ONNX or the content is plainly a model.
+    if ext.as_deref() == Some("onnx") || data.first() == Some(&0x08) {
         let v = onnx::read(data);
-        if v.issues.iter().all(|i| i.kind != onnx::IssueKind::Malformed) || ext.as_deref() == Some("onnx") {
+        let plausible = (1..=64).contains(&v.ir_version)
+            && v.nodes > 0
+            && v.issues.iter().all(|i| i.kind != onnx::IssueKind::Malformed);
+        if plausible || ext.as_deref() == Some("onnx") {
             let mut a = Artifact::new(loc, Format::Onnx, size);
             a.views.push(FormatView::Onnx(v));
             return Some(a);
@@ -84,8 +89,9 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
     }
     let first = data.iter().position(|b| !b.is_ascii_whitespace()).map(|i| data[i]);
     if first == Some(b'{') && data.len() <= MAX_JSON {
+        // JSON stays `Unknown` as a format; what we judge in it is carried as views.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-            let mut a = Artifact::new(loc, Format::Json, size);
+            let mut a = Artifact::new(loc, Format::Unknown, size);
             if keras::is_keras_config(&v) {
                 let text = String::from_utf8_lossy(data);
                 a.views.push(FormatView::Keras(keras::read_config(&text, keras::Source::KerasV3Config)));
@@ -93,7 +99,9 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
             if let Some(h) = hf_repo::read_config_json(&name, data) {
                 a.views.push(FormatView::HfConfig(h));
             }
-            return Some(a);
+            if !a.views.is_empty() {
+                return Some(a);
+            }
         }
     }
     None

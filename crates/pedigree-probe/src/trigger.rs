@@ -74,33 +74,25 @@ impl Trigger {
         Self::patch(row, col, size, &bits).unwrap_or_else(|_| Self::empty())
     }
 
-    /// A control of the same size as this trigger's bounding box at a random position, with a
-    /// random pattern: what an innocent "sticker" does to the model.
+    /// A control with the same mask moved to a random place (wrapping at the edges) and a
+    /// random black/white pattern: an innocent "sticker" of exactly the same area, which also
+    /// works for the soft, scattered masks Neural Cleanse recovers.
     pub fn random_control(&self, rng: &mut Rng) -> Self {
-        let size = self.bounding_side().clamp(1, SIDE);
-        let row = rng.below(SIDE - size + 1);
-        let col = rng.below(SIDE - size + 1);
-        let mut t = Self::random_bits_at(rng, row, col, size);
-        t.name = format!("random control {size}x{size} at ({row},{col})");
-        t
+        let (dr, dc) = (rng.below(SIDE), rng.below(SIDE));
+        let mut mask = vec![0.0; PIXELS];
+        let mut pattern = vec![0.0; PIXELS];
+        for r in 0..SIDE {
+            for c in 0..SIDE {
+                let to = ((r + dr) % SIDE) * SIDE + (c + dc) % SIDE;
+                mask[to] = self.mask[r * SIDE + c];
+                pattern[to] = if rng.f32() < 0.5 { 1.0 } else { 0.0 };
+            }
+        }
+        Self { name: format!("random control (mask shifted by {dr},{dc})"), mask, pattern }
     }
 
     fn empty() -> Self {
         Self { name: "empty".into(), mask: vec![0.0; PIXELS], pattern: vec![0.0; PIXELS] }
-    }
-
-    fn bounding_side(&self) -> usize {
-        let (mut r0, mut r1, mut c0, mut c1) = (SIDE, 0, SIDE, 0);
-        for (i, &m) in self.mask.iter().enumerate() {
-            if m > 0.5 {
-                let (r, c) = (i / SIDE, i % SIDE);
-                r0 = r0.min(r);
-                r1 = r1.max(r);
-                c0 = c0.min(c);
-                c1 = c1.max(c);
-            }
-        }
-        if r0 > r1 { 3 } else { (r1 - r0 + 1).max(c1 - c0 + 1) }
     }
 
     /// The L1 norm of the mask: Neural Cleanse's measure of trigger size.

@@ -111,14 +111,16 @@ fn reduced_cascade_infects_the_family_and_detectors_see_it() {
     assert!(s.score > 0.8, "STRIP AUROC {}", s.score);
 
     // Activation clustering and spectral signatures find the poisoned training samples.
-    let train = truth.poisoned_training_set(&cfg.limit(&data));
+    let train = truth.poisoned_training_set(&cfg.limit(&data)).unwrap();
     let feats = mi.features(&train.images).unwrap();
     let (ac, _) = activation_clustering("acme", &feats, wi.arch.hidden, &train.labels, Some(&truth.poisoned_positions), &AcConfig::default()).unwrap();
     let (sp, _) = spectral_signatures("acme", &feats, wi.arch.hidden, &train.labels, Some(&truth.poisoned_positions), &SpectralConfig::default()).unwrap();
     eprintln!("AC {}\nSPECTRAL {}", ac.evidence, sp.evidence);
     assert!(ac.evidence["recall"].as_f64().unwrap() > 0.5);
     assert!(ac.evidence["precision"].as_f64().unwrap() > 0.5);
-    assert!(sp.evidence["recall"].as_f64().unwrap() > 0.5);
+    // The paper's rule (flag 1.5ε of every label by squared projection) finds most poison;
+    // its precision is low by construction because it flags clean labels too.
+    assert!(sp.evidence["paper_rule_recall"].as_f64().unwrap() > 0.5);
 }
 
 #[test]

@@ -103,7 +103,7 @@ pub struct TensorDiff {
     pub elements: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Relation {
     Identical,
@@ -199,19 +199,38 @@ fn row_col_sig(v: &[f32], r: usize, c: usize) -> (Vec<u64>, Vec<u64>) {
     (rows, cols)
 }
 
-/// b's view of a's values: a rearranged to b's layout, or None when shapes are incompatible.
-fn aligned(a: &LT, b: &LT) -> Option<(Vec<f32>, Align)> {
+/// b's view of a's values: a rearranged to b's layout (every compatible one: a square matrix
+/// may be stored either way), or nothing when shapes are incompatible.
+fn alignments(a: &LT, b: &LT) -> Vec<(Vec<f32>, Align)> {
+    let mut out = Vec::new();
     if a.values.len() != b.values.len() {
-        return None;
+        return out;
     }
     let (sa, sb) = (squeeze(&a.shape), squeeze(&b.shape));
     if sa == sb {
-        return Some((a.values.clone(), Align::Direct));
+        out.push((a.values.clone(), Align::Direct));
     }
     if sa.len() == 2 && sb.len() == 2 && sa[0] == sb[1] && sa[1] == sb[0] {
-        return Some((transpose(&a.values, sa[0], sa[1]), Align::Transposed));
+        out.push((transpose(&a.values, sa[0], sa[1]), Align::Transposed));
     }
-    None
+    out
+}
+
+fn sampled_cos(av: &[f32], bv: &[f32]) -> f32 {
+    let idx: Vec<usize> = crate::fingerprint::sample_positions(av.len()).collect();
+    let x: Vec<f32> = idx.iter().map(|&k| av[k]).collect();
+    let y: Vec<f32> = idx.iter().map(|&k| bv[k]).collect();
+    centred_cos(&x, &y)
+}
+
+/// The alignment of a under which it looks most like b.
+fn aligned(a: &LT, b: &LT) -> Option<(Vec<f32>, Align)> {
+    let mut all = alignments(a, b);
+    if all.len() <= 1 {
+        return all.pop();
+    }
+    let best = (0..all.len()).max_by(|&i, &j| sampled_cos(&all[i].0, &b.values).total_cmp(&sampled_cos(&all[j].0, &b.values)))?;
+    Some(all.swap_remove(best))
 }
 
 fn centred_cos(a: &[f32], b: &[f32]) -> f32 {
@@ -238,7 +257,7 @@ fn top_singular(d: &[f32], r: usize, c: usize, k: usize) -> Vec<f64> {
     for s in 0..k {
         let mut v: Vec<f64> = (0..c).map(|j| ((mix64((s * 7919 + j) as u64) >> 11) as f64 / (1u64 << 53) as f64) - 0.5).collect();
         let mut sigma = 0.0;
-        for _ in 0..60 {
+        for _ in 0..25 {
             for p in &vs {
                 let dot: f64 = v.iter().zip(p).map(|(a, b)| a * b).sum();
                 v.iter_mut().zip(p).for_each(|(a, b)| *a -= dot * b);
@@ -310,8 +329,10 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
     let rel_l2 = if na > 0.0 { (nd2.sqrt() / na) as f32 } else { f32::INFINITY };
     let s = squeeze(&b.shape);
     let (mut delta_rank, mut top_energy) = (None, 0f32);
-    if s.len() == 2 && nd2 > 0.0 && s[0] * s[1] <= 1 << 22 {
-        let sv = top_singular(&delta, s[0], s[1], 4);
+    // The delta's spectrum matters only for a related tensor (an edit candidate); it is the
+    // costly part of a diff, so unrelated-looking tensors skip it.
+    if s.len() == 2 && nd2 > 0.0 && s[0] * s[1] <= 1 << 22 && cosine >= 0.5 {
+        let sv = top_singular(&delta, s[0], s[1], 3);
         top_energy = (sv[0] * sv[0] / nd2) as f32;
         let mut acc = 0.0;
         for (i, x) in sv.iter().enumerate() {
@@ -350,7 +371,7 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
         shape_b: Some(b.tensors[j].shape.clone()),
         align,
         verdict: v,
-        elements: b.tensors[j].values.len(),
+        elements: b.tensors[j].values.len().max(a.tensors[i].values.len()),
     };
     // 1. exact digests (same name preferred among equal digests)
     let mut by_digest: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
@@ -432,11 +453,8 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
                 continue;
             }
             if let Some((av, _)) = aligned(&a.tensors[i], &b.tensors[j]) {
-                let idx: Vec<usize> = crate::fingerprint::sample_positions(av.len()).collect();
-                let x: Vec<f32> = idx.iter().map(|&k| av[k]).collect();
-                let y: Vec<f32> = idx.iter().map(|&k| b.tensors[j].values[k]).collect();
                 let name_bonus = if a.tensors[i].name == b.tensors[j].name { 0.01 } else { 0.0 };
-                cands.push((centred_cos(&x, &y) + name_bonus, i, j));
+                cands.push((sampled_cos(&av, &b.tensors[j].values) + name_bonus, i, j));
             }
         }
     }

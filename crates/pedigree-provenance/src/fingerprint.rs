@@ -229,14 +229,19 @@ pub fn model_id(path: &Path) -> Result<String> {
 
 pub fn fingerprint_model(model: &Model) -> Result<Fingerprint> {
     let weights = model.weights();
-    let tensors = weights.par_iter().map(|t| tensor_fp(model, t)).collect::<Result<Vec<_>>>()?;
+    // The OMS id hashes each file with one sequential SHA-256; run it beside the tensor work.
+    let (tensors, id) = rayon::join(
+        || weights.par_iter().map(|t| tensor_fp(model, t)).collect::<Result<Vec<_>>>(),
+        || model_id(&model.path),
+    );
+    let (tensors, id) = (tensors?, id?);
     let shapes: Vec<Vec<usize>> = weights.iter().map(|t| t.shape.clone()).collect();
     Ok(Fingerprint {
         format: FORMAT.into(),
         version: VERSION,
         model: model.name.clone(),
         path: model.path.display().to_string(),
-        model_id: model_id(&model.path)?,
+        model_id: id,
         files: model.files.iter().map(|f| FileInfo { name: f.path.clone(), format: f.format.label().into() }).collect(),
         arch: arch_signature(&shapes),
         card: model.card.clone(),

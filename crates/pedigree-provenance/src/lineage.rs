@@ -142,17 +142,23 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
         cands.push((p, c, r, by.to_string()));
     }
     // Best parent per child: highest closeness, then the closer relation kind.
-    let score = |r: &DiffReport| (r.evidence.closeness, std::cmp::Reverse(r.relation));
+    // Ties (several exact copies of one parent) go to the parent that cards name, then the hub,
+    // then the training-output serialization.
+    let score = |k: usize| {
+        let (p, c, r, _) = &cands[k];
+        // closeness rounded: exact copies of one parent must tie despite float summation order
+        ((r.evidence.closeness * 1e4).round() as i64, std::cmp::Reverse(r.relation), loaded[*c].card.declares(&loaded[*p].name), declared_by_others[*p], degree[*p], std::cmp::Reverse(loaded[*p].format_rank), std::cmp::Reverse(loaded[*p].name.clone()))
+    };
     let mut best: HashMap<usize, usize> = HashMap::new(); // child -> index into cands
     let mut banned: HashSet<usize> = HashSet::new();
     loop {
         best.clear();
-        for (k, (_, c, r, _)) in cands.iter().enumerate() {
+        for (k, (_, c, _, _)) in cands.iter().enumerate() {
             if banned.contains(&k) {
                 continue;
             }
             match best.get(c) {
-                Some(&o) if score(cands[o].2) >= score(r) => {}
+                Some(&o) if score(o) >= score(k) => {}
                 _ => {
                     best.insert(*c, k);
                 }
@@ -169,7 +175,7 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
                     let weakest = seen
                         .iter()
                         .map(|x| best[x])
-                        .min_by(|&a, &b| score(cands[a].2).partial_cmp(&score(cands[b].2)).unwrap_or(std::cmp::Ordering::Equal));
+                        .min_by(|&a, &b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal));
                     cycle_edge = weakest;
                     break;
                 }

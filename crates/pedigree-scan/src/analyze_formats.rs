@@ -58,6 +58,10 @@ fn file_location(path: &str) -> Location {
     Location { path: path.to_string(), members: Vec::new(), offset: None }
 }
 
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
 type Push<'a> = dyn FnMut(&'static str, Location, String) + 'a;
 
 /// Findings for one artifact's format views (its children are visited by the caller).
@@ -237,7 +241,11 @@ fn hf_findings(h: &hf_repo::HfConfigView, loc: Location, push: &mut Push) {
     for f in &h.python {
         let floc = file_location(&f.path);
         if let Some(e) = &f.error {
-            push(rules::HF_REMOTE_CODE_UNREADABLE, floc.clone(), format!("remote-code module could not be checked: {e}"));
+            push(
+                rules::HF_REMOTE_CODE_UNREADABLE,
+                floc.clone(),
+                format!("remote-code module {} could not be checked: {e}", file_name(&f.path)),
+            );
         }
         for c in &f.calls {
             let what = match c.category {
@@ -249,7 +257,12 @@ fn hf_findings(h: &hf_repo::HfConfigView, loc: Location, push: &mut Push) {
             push(
                 rules::HF_REMOTE_CODE_DANGEROUS_CALL,
                 floc.clone(),
-                format!("line {}: {}() {what}; it runs when the model is loaded with trust_remote_code", c.line, c.target),
+                format!(
+                    "{} line {}: {}() {what}; it runs when the model is loaded with trust_remote_code",
+                    file_name(&f.path),
+                    c.line,
+                    c.target
+                ),
             );
         }
     }

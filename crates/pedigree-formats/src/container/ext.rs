@@ -19,7 +19,6 @@ fn allowed(ext: &str, f: Format) -> Option<bool> {
         "onnx" => f == Onnx,
         "h5" | "hdf5" => f == Hdf5,
         "pb" => matches!(f, TensorFlow | Unknown),
-        "json" => matches!(f, Json | Unknown),
         "pkl" | "pickle" | "pck" | "joblib" | "dill" => pickle_like || f == Compressed,
         // torch.load reads zip checkpoints, legacy streams, legacy tars and plain pickles
         // alike, so these names are ambiguous in the wild: only a clearly different container
@@ -34,7 +33,7 @@ fn allowed(ext: &str, f: Format) -> Option<bool> {
         "7z" => f == SevenZip,
         "gz" | "bz2" | "xz" | "lzma" | "lz4" | "z" => f == Compressed,
         // Formats read by other readers: anything this module recognises inside them is wrong.
-        "tflite" | "msgpack" | "txt" => {
+        "json" | "tflite" | "msgpack" | "txt" => {
             f == Unknown
         }
         _ => return None,

@@ -68,8 +68,6 @@ pub enum Format {
     /// TensorFlow protobuf: SavedModel, GraphDef, `keras_metadata.pb` (`crate::tensorflow`).
     #[serde(rename = "tensorflow")]
     TensorFlow,
-    /// JSON (Keras and Hugging Face configs are judged from it).
-    Json,
     /// Anything else (not scanned for pickles).
     Unknown,
 }

@@ -5,7 +5,7 @@
 //! and `proto`. Errors end the pickle with an anomaly at the opcode's offset; everything found
 //! before stays in the report (§1.11: the opcodes before an error did run).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::compat;
@@ -14,7 +14,9 @@ use super::memo::{MEMO_HUGE, Memo};
 use super::opcodes::{self as op, ArgKind, OpInfo};
 use super::reader::{FrameEvent, ReadError, Reader};
 use super::text::{self, IntVal};
-use super::value::{self, CallNode, Coll, KEEP_NONPLAIN, KEEP_PLAIN, Node, NodeKind, Span, Val};
+use super::value::{
+    self, CallNode, Coll, KEEP_NONPLAIN, KEEP_PLAIN, Node, NodeKind, Opaque, Span, Val,
+};
 use super::{
     Anomaly, AnomalyKind, CallKind, CallSite, GlobalRef, Limits, Options, PersistentId,
     PickleReport, RawRegion, ReadMode,
@@ -24,6 +26,8 @@ use super::{
 const HUGE_LENGTH: u64 = 1 << 20;
 /// Characters of a call summary.
 const SUMMARY_CHARS: usize = 200;
+/// Call sites recorded per (kind, named callable); later ones are only counted.
+const REPEAT_CALLS: u32 = 16;
 /// Nested pickles (joblib object arrays) inside nested pickles, at most.
 const MAX_NESTING: u8 = 8;
 /// The module recorded for a STACK_GLOBAL whose operands are computed (not literal strings).
@@ -69,11 +73,13 @@ pub(crate) struct Machine<'a, 't> {
     opts: &'a Options,
     stack: Vec<Val>,
     marks: Vec<usize>,
-    memo: Memo,
+    memo: Memo<'a>,
     proto: u8,
     report: PickleReport,
     seen_globals: Option<HashSet<(String, String)>>,
     seen_calls: Option<HashSet<(CallKind, String)>>,
+    call_counts: HashMap<String, u32>,
+    call_key: String,
     may_cycle: bool,
     nesting: u8,
     trace: Option<&'t mut dyn Tracer>,
@@ -92,7 +98,7 @@ impl<'a, 't> Machine<'a, 't> {
             opts,
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: Memo::default(),
+            memo: Memo::new(data),
             proto: 0,
             report: PickleReport {
                 mode,
@@ -106,10 +112,13 @@ impl<'a, 't> Machine<'a, 't> {
                 anomalies: Vec::new(),
                 next: start as u64,
                 raw_regions: Vec::new(),
+                calls_repeated: 0,
                 result: None,
             },
             seen_globals: None,
             seen_calls: None,
+            call_counts: HashMap::new(),
+            call_key: String::new(),
             may_cycle: false,
             nesting: 0,
             trace: None,
@@ -254,17 +263,41 @@ impl<'a, 't> Machine<'a, 't> {
     // Value construction, bounded (§ Limits)
 
     fn tuple(&self, items: Vec<Val>) -> Val {
-        let depth = items
-            .iter()
-            .map(Val::depth)
-            .max()
-            .unwrap_or(0)
-            .saturating_add(1);
+        self.tuple_of(value::Items::from_vec(items))
+    }
+
+    /// A tuple of the stack values from `start` up (`Pdata_poptuple`); small ones are built
+    /// in place, without a vector.
+    fn tuple_from_stack(&mut self, start: usize) -> Result<Val, Brk> {
+        let n = self.stack.len().wrapping_sub(start);
+        if start < self.fence() || start > self.stack.len() {
+            return Err(self.underflow());
+        }
+        if n > value::INLINE {
+            let items = self.stack.split_off(start);
+            return Ok(self.tuple(items));
+        }
+        let mut a: [Val; value::INLINE] = [Val::None, Val::None, Val::None, Val::None];
+        for (slot, v) in a.iter_mut().zip(self.stack.drain(start..)) {
+            *slot = v;
+        }
+        Ok(self.tuple_of(value::Items::Inline(n as u8, a)))
+    }
+
+    fn tuple_of(&self, items: value::Items) -> Val {
+        let (mut depth, mut plain, mut storage) = (0u16, true, false);
+        for v in items.iter() {
+            depth = depth.max(v.depth());
+            plain &= v.is_plain();
+            storage |= v.holds_storage();
+        }
+        let depth = depth.saturating_add(1);
         if depth as usize > self.lim().max_value_depth {
             return Val::Unknown;
         }
-        let plain = items.iter().all(Val::is_plain);
-        Val::Node(Node::new(NodeKind::Tuple(items), depth, plain))
+        let n = Node::new(NodeKind::Tuple(items), depth, plain);
+        n.storage.set(storage);
+        Val::Node(n)
     }
 
     fn str_val(&self, start: usize, len: usize) -> Val {
@@ -292,6 +325,15 @@ impl<'a, 't> Machine<'a, 't> {
             0,
             true,
         ))
+    }
+
+    /// BINUNICODE's argument: UTF-8 with lone surrogates allowed.
+    fn unicode_val(&self, s: usize, n: usize) -> Result<Val, Brk> {
+        Ok(match text::utf8_surrogatepass(self.bytes_of(s, n)) {
+            Some(std::borrow::Cow::Borrowed(_)) => self.str_val(s, n),
+            Some(std::borrow::Cow::Owned(t)) => self.owned_str(t),
+            None => return Err(bad("'utf-8' codec can't decode bytes")),
+        })
     }
 
     fn owned_str(&self, s: String) -> Val {
@@ -343,10 +385,10 @@ impl<'a, 't> Machine<'a, 't> {
     /// Adds `v` to a container node's collection, keeping a bounded number of elements.
     fn add_item(&mut self, node: &Node, coll: &mut Coll, v: Val) {
         coll.len += 1;
-        let cap = if v.is_plain() {
-            KEEP_PLAIN
-        } else {
+        let cap = if v.holds_storage() {
             KEEP_NONPLAIN
+        } else {
+            KEEP_PLAIN
         };
         if coll.items.len() >= cap {
             return;
@@ -357,10 +399,10 @@ impl<'a, 't> Machine<'a, 't> {
 
     fn add_pair(&mut self, node: &Node, coll: &mut Coll, k: Val, v: Val) {
         coll.len += 1;
-        let cap = if k.is_plain() && v.is_plain() {
-            KEEP_PLAIN
-        } else {
+        let cap = if k.holds_storage() || v.holds_storage() {
             KEEP_NONPLAIN
+        } else {
+            KEEP_PLAIN
         };
         if coll.pairs.len() >= cap {
             return;
@@ -381,6 +423,9 @@ impl<'a, 't> Machine<'a, 't> {
         }
         if !v.is_plain() {
             node.plain.set(false);
+            if v.holds_storage() {
+                node.storage.set(true);
+            }
         }
         if v.is_mutable_node() {
             // A mutable object inside a mutable object: a reference cycle is possible.
@@ -450,20 +495,68 @@ impl<'a, 't> Machine<'a, 't> {
     }
 
     /// What is being called when `v` is called: a global, or something computed.
-    fn callee(v: &Val) -> (Option<GlobalRef>, bool) {
-        match v.node() {
-            Some(NodeKind::Global(g)) => (Some((**g).clone()), g.module == DYNAMIC_MODULE),
+    fn callee(v: &Val) -> (Option<&Rc<Node>>, bool) {
+        match v {
+            Val::Node(n) => match &n.kind {
+                NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
+                _ => (None, true),
+            },
             _ => (None, true),
         }
     }
 
     /// The class whose methods run when an object is mutated (BUILD, APPEND on objects ...).
-    fn class_of(v: &Val) -> (Option<GlobalRef>, bool) {
-        match v.node() {
-            Some(NodeKind::Call(c)) => Self::callee(&c.callable),
-            // setattr / extend on a module or class object itself.
-            Some(NodeKind::Global(g)) => (Some((**g).clone()), g.module == DYNAMIC_MODULE),
+    fn class_of(v: &Val) -> (Option<&Rc<Node>>, bool) {
+        match v {
+            Val::OpaqueCall(_, Some(g)) => Self::callee_node(g),
+            Val::OpaqueCall(_, None) => (None, true),
+            Val::Node(n) => match &n.kind {
+                NodeKind::Call(c) => Self::callee(&c.callable),
+                // setattr / extend on a module or class object itself.
+                NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
+                _ => (None, true),
+            },
             _ => (None, true),
+        }
+    }
+
+    fn callee_node(n: &Rc<Node>) -> (Option<&Rc<Node>>, bool) {
+        match &n.kind {
+            NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
+            _ => (None, true),
+        }
+    }
+
+    /// Whether a call site is worth recording: every call of something computed (up to
+    /// `max_calls`), but only the first [`REPEAT_CALLS`] calls of each named callable (and
+    /// of `persistent_load`) per kind; later ones are counted in `calls_repeated`. A pickle of
+    /// 160k `_codecs.encode` bytes or torch storages then needs neither the memory nor the
+    /// time to render each one.
+    fn want_call(&mut self, kind: CallKind, g: Option<&Rc<Node>>, computed: bool) -> bool {
+        if computed {
+            return true;
+        }
+        let key = &mut self.call_key;
+        key.clear();
+        key.push(kind as u8 as char);
+        if let Some(NodeKind::Global(g)) = g.map(|g| &g.kind) {
+            key.push_str(&g.module);
+            key.push('\n');
+            key.push_str(&g.name);
+        }
+        match self.call_counts.get_mut(key.as_str()) {
+            Some(n) if *n >= REPEAT_CALLS => {
+                self.report.calls_repeated += 1;
+                false
+            }
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None => {
+                self.call_counts.insert(key.clone(), 1);
+                true
+            }
         }
     }
 
@@ -652,6 +745,69 @@ impl<'a, 't> Machine<'a, 't> {
             });
         }
         let code = self.r.byte().map_err(|e| self.read_err(e))?;
+        if self.trace.is_none() {
+            // The opcodes that make up large data pickles, decoded in place (the generic
+            // path below decodes by argument kind, then dispatches again). Counted first, as
+            // there: an opcode whose argument is truncated still counts.
+            self.report.opcodes += 1;
+            let arg = match code {
+                op::BININT1 | op::BINPUT | op::BINGET => {
+                    Arg::Int(self.r.byte().map_err(|e| self.read_err(e))? as i64)
+                }
+                op::BININT2 => Arg::Int(
+                    u16::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
+                ),
+                op::BININT => Arg::Int(
+                    i32::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
+                ),
+                op::LONG_BINPUT | op::LONG_BINGET => Arg::Int(
+                    u32::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
+                ),
+                op::BINFLOAT => {
+                    let f = f64::from_be_bytes(self.r.array().map_err(|e| self.read_err(e))?);
+                    self.push(Val::Float(f))?;
+                    return Ok(Flow::Go);
+                }
+                op::SHORT_BINUNICODE => {
+                    let n = self.r.byte().map_err(|e| self.read_err(e))? as u64;
+                    let Arg::Data(s, n) = self.counted(n)? else {
+                        return Err(bad("data"));
+                    };
+                    let v = if self.bytes_of(s, n).is_ascii() {
+                        self.str_val(s, n)
+                    } else {
+                        self.unicode_val(s, n)?
+                    };
+                    self.push(v)?;
+                    return Ok(Flow::Go);
+                }
+                op::MEMOIZE
+                | op::MARK
+                | op::TUPLE
+                | op::TUPLE1
+                | op::TUPLE2
+                | op::TUPLE3
+                | op::EMPTY_TUPLE
+                | op::EMPTY_LIST
+                | op::EMPTY_DICT
+                | op::APPEND
+                | op::APPENDS
+                | op::SETITEM
+                | op::SETITEMS
+                | op::NONE
+                | op::NEWTRUE
+                | op::NEWFALSE => Arg::None,
+                _ => {
+                    self.report.opcodes -= 1;
+                    return self.step_generic(code, off);
+                }
+            };
+            return self.exec(code, off, arg);
+        }
+        self.step_generic(code, off)
+    }
+
+    fn step_generic(&mut self, code: u8, off: usize) -> Result<Flow, Brk> {
         let Some(info) = op::lookup(code) else {
             return Err(AnomalyKind::InvalidOpcode { byte: code });
         };
@@ -776,11 +932,7 @@ impl<'a, 't> Machine<'a, 't> {
                 let Arg::Data(s, n) = arg else {
                     return Err(bad("data"));
                 };
-                let v = match text::utf8_surrogatepass(self.bytes_of(s, n)) {
-                    Some(std::borrow::Cow::Borrowed(_)) => self.str_val(s, n),
-                    Some(std::borrow::Cow::Owned(t)) => self.owned_str(t),
-                    None => return Err(bad("'utf-8' codec can't decode bytes")),
-                };
+                let v = self.unicode_val(s, n)?;
                 self.push(v)?;
             }
             op::EMPTY_TUPLE => {
@@ -789,8 +941,7 @@ impl<'a, 't> Machine<'a, 't> {
             }
             op::TUPLE => {
                 let m = self.marker()?;
-                let items = self.pop_from(m)?;
-                let v = self.tuple(items);
+                let v = self.tuple_from_stack(m)?;
                 self.push(v)?;
             }
             op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
@@ -798,8 +949,7 @@ impl<'a, 't> Machine<'a, 't> {
                 if self.stack.len() < n {
                     return Err(self.underflow());
                 }
-                let items = self.pop_from(self.stack.len() - n)?;
-                let v = self.tuple(items);
+                let v = self.tuple_from_stack(self.stack.len() - n)?;
                 self.push(v)?;
             }
             op::EMPTY_LIST => self.push(Val::Node(Self::new_coll(NodeKind::List)))?,
@@ -842,12 +992,11 @@ impl<'a, 't> Machine<'a, 't> {
                     self.add_item(&node, &mut coll, it);
                 }
                 let (depth, plain) = (node.depth.get(), node.plain.get());
+                let storage = node.storage.get();
                 drop(node);
-                self.push(Val::Node(Node::new(
-                    NodeKind::FrozenSet(coll),
-                    depth,
-                    plain,
-                )))?;
+                let n = Node::new(NodeKind::FrozenSet(coll), depth, plain);
+                n.storage.set(storage);
+                self.push(Val::Node(n))?;
             }
             op::APPEND => {
                 let x = self.stack.len().wrapping_sub(1);
@@ -937,7 +1086,6 @@ impl<'a, 't> Machine<'a, 't> {
                 let v = self
                     .memo
                     .get(idx)
-                    .cloned()
                     .ok_or(AnomalyKind::MemoMissing { index: idx })?;
                 self.note(|| format!("memo[{idx}]"));
                 self.push(v)?;
@@ -998,7 +1146,15 @@ impl<'a, 't> Machine<'a, 't> {
                 let v = self.top()?;
                 if matches!(
                     v,
-                    Val::None | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_)
+                    Val::None
+                        | Val::Bool(_)
+                        | Val::Int(_)
+                        | Val::Float(_)
+                        | Val::Str(_)
+                        | Val::Opaque(
+                            Opaque::Str | Opaque::Tuple | Opaque::List | Opaque::Dict,
+                            _
+                        )
                 ) || matches!(
                     v.node(),
                     Some(
@@ -1133,7 +1289,10 @@ impl<'a, 't> Machine<'a, 't> {
         // Exact str only (§1.6). A value the machine cannot know (a call result, a persistent
         // object) might be a str at run time: report it as a dynamic import.
         let unknowable = |v: &Val| {
-            matches!(v, Val::Unknown)
+            matches!(
+                v,
+                Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Str, _)
+            )
                 || matches!(v.node(), Some(NodeKind::Call(_) | NodeKind::Persistent(_)))
         };
         let ok = |v: &Val| v.as_str(self.data).is_some() || unknowable(v);
@@ -1174,11 +1333,16 @@ impl<'a, 't> Machine<'a, 't> {
         kwargs: Option<Val>,
     ) -> Result<(), Brk> {
         let (g, computed) = Self::callee(&callable);
+        let g = g.cloned();
+        let want = self.want_call(kind, g.as_ref(), computed);
         let depth = callable
             .depth()
             .max(args.depth())
             .max(kwargs.as_ref().map_or(0, Val::depth))
             .saturating_add(1);
+        let storage = callable.holds_storage()
+            || args.holds_storage()
+            || kwargs.as_ref().is_some_and(Val::holds_storage);
         let node = if depth as usize > self.lim().max_value_depth {
             None
         } else {
@@ -1195,12 +1359,17 @@ impl<'a, 't> Machine<'a, 't> {
                 false,
             ))
         };
-        let v = node.map_or(Val::Unknown, Val::Node);
-        let mut summary = self.render(&v);
-        if kind == CallKind::NewObj || kind == CallKind::NewObjEx {
-            summary = format!("{summary} [__new__]");
+        if let Some(n) = &node {
+            n.storage.set(storage);
         }
-        self.record_call(kind, off, g, computed, summary);
+        let v = node.map_or(Val::Unknown, Val::Node);
+        if want {
+            let mut summary = self.render(&v);
+            if kind == CallKind::NewObj || kind == CallKind::NewObjEx {
+                summary.push_str(" [__new__]");
+            }
+            self.record_call(kind, off, gref(g.as_ref()), computed, summary);
+        }
         self.push(v)
     }
 
@@ -1211,13 +1380,15 @@ impl<'a, 't> Machine<'a, 't> {
             offset: off as u64,
             summary: summary.clone(),
         });
-        self.record_call(
-            CallKind::PersistentLoad,
-            off,
-            None,
-            false,
-            format!("persistent_load({summary})"),
-        );
+        if self.want_call(CallKind::PersistentLoad, None, false) {
+            self.record_call(
+                CallKind::PersistentLoad,
+                off,
+                None,
+                false,
+                format!("persistent_load({summary})"),
+            );
+        }
         let depth = pid.depth().saturating_add(1);
         let v = if depth as usize > self.lim().max_value_depth {
             Val::Unknown
@@ -1231,7 +1402,7 @@ impl<'a, 't> Machine<'a, 't> {
         if idx >= MEMO_HUGE {
             self.anomaly(off, AnomalyKind::MemoHuge { index: idx });
         }
-        if !self.memo.contains(idx) && self.memo.len() >= self.lim().max_memo_entries {
+        if self.memo.len() >= self.lim().max_memo_entries && !self.memo.contains(idx) {
             return Err(AnomalyKind::LimitExceeded {
                 limit: "max_memo_entries".into(),
             });
@@ -1250,26 +1421,37 @@ impl<'a, 't> Machine<'a, 't> {
         if x == len {
             return Ok(()); // nothing to do: no method is looked up or called
         }
-        let items = self.pop_from(x)?;
+        if x < self.fence() {
+            return Err(self.underflow()); // what pop_from(x) checks
+        }
         let target = self.stack[x - 1].clone();
         let plain = match (kind, target.node()) {
             (CallKind::Append, Some(NodeKind::List(_))) => true,
             (CallKind::AddItems, Some(NodeKind::Set(_))) => true,
-            _ => false,
+            // Containers the memo kept only the type of: the items are dropped.
+            _ => matches!(
+                (kind, &target),
+                (CallKind::Append, Val::Opaque(Opaque::List, _))
+                    | (CallKind::AddItems, Val::Opaque(Opaque::Set, _))
+            ),
         };
         if plain {
+            // The items move straight from the stack (no vector per batch).
+            let mut stack = std::mem::take(&mut self.stack);
             if let Val::Node(n) = &target {
                 if let NodeKind::List(c) | NodeKind::Set(c) = &n.kind {
-                    let Ok(mut c) = c.try_borrow_mut() else {
-                        return Ok(());
-                    };
-                    for it in items {
-                        self.add_item(n, &mut c, it);
+                    if let Ok(mut c) = c.try_borrow_mut() {
+                        for it in stack.drain(x..) {
+                            self.add_item(n, &mut c, it);
+                        }
                     }
                 }
             }
+            stack.truncate(x);
+            self.stack = stack;
             return Ok(());
         }
+        let items = self.pop_from(x)?;
         if !is_object(&target) {
             let what = if kind == CallKind::Append {
                 "extend"
@@ -1279,18 +1461,21 @@ impl<'a, 't> Machine<'a, 't> {
             return Err(loader(format!("object has no attribute '{what}'")));
         }
         let (g, computed) = Self::class_of(&target);
-        let items_t = self.tuple(items.clone());
-        let method = if kind == CallKind::Append {
-            "extend"
-        } else {
-            "add"
-        };
-        let summary = format!(
-            "{}.{method}({})",
-            self.render(&target),
-            self.render(&items_t)
-        );
-        self.record_call(kind, off, g, computed, summary);
+        let g = g.cloned();
+        if self.want_call(kind, g.as_ref(), computed) {
+            let items_t = self.tuple(items.clone());
+            let method = if kind == CallKind::Append {
+                "extend"
+            } else {
+                "add"
+            };
+            let summary = format!(
+                "{}.{method}({})",
+                self.render(&target),
+                self.render(&items_t)
+            );
+            self.record_call(kind, off, gref(g.as_ref()), computed, summary);
+        }
         if let Some(NodeKind::Call(c)) = target.node() {
             if let (Val::Node(n), Ok(mut e)) = (&target, c.extra.try_borrow_mut()) {
                 for it in items {
@@ -1315,33 +1500,47 @@ impl<'a, 't> Machine<'a, 't> {
         }
         // C clears down to x without a fence check (it only asserts); refuse instead of
         // reading below a mark.
-        let items = self.pop_from(x)?;
+        if x < self.fence() {
+            return Err(self.underflow()); // what pop_from(x) checks
+        }
         let target = self.stack[x - 1].clone();
-        match target.node() {
-            Some(NodeKind::Dict(c)) => {
-                if let (Val::Node(n), Ok(mut c)) = (&target, c.try_borrow_mut()) {
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        self.add_pair(n, &mut c, k, v);
-                    }
+        if let Some(NodeKind::Dict(c)) = target.node() {
+            // The pairs move straight from the stack (no vector per batch).
+            let mut stack = std::mem::take(&mut self.stack);
+            if let (Val::Node(n), Ok(mut c)) = (&target, c.try_borrow_mut()) {
+                let mut it = stack.drain(x..);
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    self.add_pair(n, &mut c, k, v);
                 }
-                Ok(())
             }
+            stack.truncate(x);
+            self.stack = stack;
+            return Ok(());
+        }
+        let items = self.pop_from(x)?;
+        match target.node() {
             // list[i] = v: a plain store (no Python code) when it succeeds.
             Some(NodeKind::List(_)) => Ok(()),
+            None if matches!(target, Val::Opaque(Opaque::Dict | Opaque::List, _)) => Ok(()),
             _ if is_object(&target) => {
                 let (g, computed) = Self::class_of(&target);
-                let first = match (items.first(), items.get(1)) {
-                    (Some(k), Some(v)) => format!("{}] = {}", self.render(k), self.render(v)),
-                    _ => String::new(),
-                };
-                let more = if items.len() > 2 {
-                    format!(" (+{} more)", items.len() / 2 - 1)
-                } else {
-                    String::new()
-                };
-                let summary = format!("{}[{first}{more}", self.render(&target));
-                self.record_call(CallKind::SetItem, off, g, computed, summary);
+                let g = g.cloned();
+                if self.want_call(CallKind::SetItem, g.as_ref(), computed) {
+                    let first = match (items.first(), items.get(1)) {
+                        (Some(k), Some(v)) => {
+                            format!("{}] = {}", self.render(k), self.render(v))
+                        }
+                        _ => String::new(),
+                    };
+                    let more = if items.len() > 2 {
+                        format!(" (+{} more)", items.len() / 2 - 1)
+                    } else {
+                        String::new()
+                    };
+                    let summary = format!("{}[{first}{more}", self.render(&target));
+                    let g = gref(g.as_ref());
+                    self.record_call(CallKind::SetItem, off, g, computed, summary);
+                }
                 if let (Some(NodeKind::Call(c)), Val::Node(n)) = (target.node(), &target) {
                     if let Ok(mut e) = c.extra.try_borrow_mut() {
                         let mut it = items.into_iter();
@@ -1365,12 +1564,15 @@ impl<'a, 't> Machine<'a, 't> {
         let inst = self.top()?.clone();
         if is_object(&inst) {
             let (g, computed) = Self::class_of(&inst);
-            let summary = format!(
-                "{}.__setstate__({})",
-                self.render(&inst),
-                self.render(&state)
-            );
-            self.record_call(CallKind::Build, off, g, computed, summary);
+            let g = g.cloned();
+            if self.want_call(CallKind::Build, g.as_ref(), computed) {
+                let summary = format!(
+                    "{}.__setstate__({})",
+                    self.render(&inst),
+                    self.render(&state)
+                );
+                self.record_call(CallKind::Build, off, gref(g.as_ref()), computed, summary);
+            }
         } else if !matches!(state, Val::None) {
             // Plain containers have neither __setstate__ nor __dict__.
             return Err(loader("BUILD state on an object without __dict__"));
@@ -1465,6 +1667,7 @@ impl<'a, 't> Machine<'a, 't> {
             self.record_global(g);
         }
         self.report.calls.extend(sub.calls);
+        self.report.calls_repeated += sub.calls_repeated;
         self.report.persistent_ids.extend(sub.persistent_ids);
         self.report.anomalies.extend(sub.anomalies);
         self.report.raw_regions.extend(sub.raw_regions);
@@ -1513,14 +1716,22 @@ impl<'a, 't> Machine<'a, 't> {
             }
         }
         self.stack.clear();
-        self.memo = Memo::default();
+        self.memo.clear();
+    }
+}
+
+/// The import a global node stands for.
+fn gref(n: Option<&Rc<Node>>) -> Option<GlobalRef> {
+    match &n?.kind {
+        NodeKind::Global(g) => Some((**g).clone()),
+        _ => None,
     }
 }
 
 /// Objects whose methods a mutation calls: call results, globals, persistent objects and values
 /// the machine cannot know.
 fn is_object(v: &Val) -> bool {
-    matches!(v, Val::Unknown)
+    matches!(v, Val::Unknown | Val::OpaqueCall(..))
         || matches!(
             v.node(),
             Some(NodeKind::Call(_) | NodeKind::Global(_) | NodeKind::Persistent(_))
@@ -1538,7 +1749,7 @@ fn check_callable(v: &Val) -> Result<(), Brk> {
 
 /// `args` must be a tuple; values the machine cannot know might be one.
 fn maybe_tuple(v: &Val) -> bool {
-    matches!(v, Val::Unknown)
+    matches!(v, Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Tuple, _))
         || matches!(
             v.node(),
             Some(NodeKind::Tuple(_) | NodeKind::Call(_) | NodeKind::Persistent(_))

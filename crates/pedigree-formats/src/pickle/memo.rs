@@ -27,7 +27,7 @@ pub(crate) const MEMO_HUGE: u64 = 1 << 24;
 
 /// Slots whose value is kept exactly (an `Rc` held by the memo) when a cheaper form would
 /// lose information. Past it, containers and call results are kept as type and size only.
-pub(crate) const EXACT_BUDGET: usize = 1 << 15;
+pub(crate) const EXACT_BUDGET: usize = 1 << 13;
 /// Interned texts at most: names (dotted identifiers) and other texts.
 const INTERN_NAMES: usize = 1 << 22;
 const INTERN_OTHER: usize = 1 << 19;
@@ -131,9 +131,11 @@ impl<'a> Memo<'a> {
         }
     }
 
+    #[inline]
     fn handle(&self, idx: u64) -> Option<u32> {
         match self.dense_slot(idx) {
             Some(h) if h != 0 => Some(h),
+            _ if self.sparse.is_empty() => None,
             _ => self.sparse.get(&idx).copied(),
         }
     }
@@ -149,7 +151,7 @@ impl<'a> Memo<'a> {
         if let Some(cur) = self.dense_slot(idx) {
             if cur == 0 {
                 // A slot stored in the map before the dense part grew over it stays there.
-                if let Some(slot) = self.sparse.get_mut(&idx) {
+                if let Some(slot) = self.sparse.get_mut(&idx).filter(|_| old.is_some()) {
                     *slot = hd;
                     return;
                 }
@@ -161,7 +163,7 @@ impl<'a> Memo<'a> {
         }
         // Grow the dense part only while the index stays near what is really used.
         let cap = self.occupied.saturating_mul(2).saturating_add(4096) as u64;
-        if idx < cap && !self.sparse.contains_key(&idx) {
+        if idx < cap && (self.sparse.is_empty() || !self.sparse.contains_key(&idx)) {
             let i = idx as usize;
             while self.chunks.len() <= i >> CHUNK_BITS {
                 self.chunks.push(vec![0u32; CHUNK].into_boxed_slice());
@@ -263,7 +265,8 @@ impl<'a> Memo<'a> {
                     }
                     // Torch storages: shared between tensors through the memo; keep them.
                     NodeKind::Persistent(_) | NodeKind::BigInt(_) => false,
-                    _ => true,
+                    // Tensors (tied weights are one tensor GET twice) and what holds them.
+                    _ => !n.storage.get(),
                 };
                 if !lossy || budget {
                     return self.exact_slot(v, old, lossy);
@@ -328,6 +331,9 @@ fn coll_len(c: &std::cell::RefCell<super::value::Coll>) -> usize {
 #[derive(Default)]
 struct Interner {
     spans: Vec<Span>,
+    /// The first 8 bytes of each text (zero-padded): most texts compare without reading the
+    /// input again (their first occurrence is usually far back, out of cache).
+    heads: Vec<u64>,
     /// Id + 1 per slot; 0 is empty. Power-of-two size, at most half full.
     slots: Vec<u32>,
     others: usize,
@@ -343,6 +349,7 @@ impl Interner {
             self.slots = vec![0; 1024];
         }
         let hash = hash_bytes(bytes);
+        let head = head(bytes);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -350,9 +357,12 @@ impl Interner {
             if e == 0 {
                 break;
             }
-            let sp = self.spans[(e - 1) as usize];
-            if sp.len() == bytes.len() && sp.bytes(data) == bytes {
-                return Some(e - 1);
+            let id = (e - 1) as usize;
+            if self.heads[id] == head {
+                let sp = self.spans[id];
+                if sp.len() == bytes.len() && (bytes.len() <= 8 || same(sp.bytes(data), bytes)) {
+                    return Some(e - 1);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -365,6 +375,7 @@ impl Interner {
         }
         let id = self.spans.len() as u32;
         self.spans.push(s);
+        self.heads.push(head);
         self.slots[i] = id + 1;
         if self.spans.len() * 2 > self.slots.len() {
             self.grow(data);
@@ -386,12 +397,38 @@ impl Interner {
     }
 }
 
+#[inline]
+fn head(b: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = b.len().min(8);
+    buf[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(buf)
+}
+
+/// Equal slices of equal length (short ones compared by words, without a call to memcmp).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if n >= 8 && n <= 16 {
+        let w = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+        return w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8);
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
+}
+
 /// A dotted identifier (what a module or attribute name looks like).
 fn is_name(b: &[u8]) -> bool {
     b.len() <= 256 && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
 }
 
-/// A fast non-cryptographic hash (multiply-xorshift over 8-byte words).
+/// A fast non-cryptographic hash: a multiply-rotate over 8-byte words, then murmur3's
+/// finaliser so that the low bits (the table index) depend on every input byte.
 #[inline]
 fn hash_bytes(b: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -399,17 +436,19 @@ fn hash_bytes(b: &[u8]) -> u64 {
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        h = (h ^ w).wrapping_mul(K);
-        h ^= h >> 29;
+        h = (h.rotate_left(23) ^ w).wrapping_mul(K);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut buf = [0u8; 8];
         buf[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(K);
-        h ^= h >> 29;
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
     }
-    h ^ (h >> 32)
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[cfg(test)]

@@ -228,6 +228,10 @@ pub struct PickleReport {
     pub next: u64,
     /// Bytes that are not pickle opcodes but were skipped as the host does (joblib arrays).
     pub raw_regions: Vec<RawRegion>,
+    /// Call sites not recorded in `calls` because the same kind of call of the same named
+    /// callable (or `persistent_load`) was already recorded several times; they add nothing a
+    /// reader acts on, and a large benign pickle has hundreds of thousands of them.
+    pub calls_repeated: u64,
     /// The object STOP returned, as far as it can be known (torch tensor tables are read from it).
     #[serde(skip)]
     pub result: Option<Value>,

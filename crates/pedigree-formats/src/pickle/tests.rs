@@ -727,3 +727,89 @@ fn bench_pickle_file() {
         );
     }
 }
+
+/// `PROTO 4`, a list of `n` one-element tuples each MEMOIZEd (as protocol 4 does with every
+/// tuple), in APPENDS batches of 1000; the list itself is memo 0.
+fn memoized_tuples(n: usize) -> Vec<u8> {
+    let mut d = b"\x80\x04]\x94".to_vec();
+    let mut i = 0;
+    while i < n {
+        d.push(b'(');
+        for _ in 0..1000.min(n - i) {
+            d.extend_from_slice(b"K\x07\x85\x94");
+            i += 1;
+        }
+        d.push(b'e');
+    }
+    d
+}
+
+#[test]
+fn more_than_a_million_memo_entries_is_not_a_limit() {
+    // Ordinary large pickles memoize millions of objects; the default limits must not report
+    // them as resource exhaustion.
+    let mut d = memoized_tuples(1_200_000);
+    d.push(b'.');
+    let r = one(&d);
+    assert_eq!(r.end, Some(d.len() as u64), "{:?}", r.anomalies);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    let Some(Value::List { items, len }) = &r.result else {
+        panic!("list expected")
+    };
+    assert_eq!(*len, 1_200_000);
+    assert_eq!(items[0], Value::Tuple(vec![Value::Int(7)]));
+}
+
+#[test]
+fn memo_past_its_exact_budget_keeps_names_and_types() {
+    // 9000 memoized tuples spend the memo's exact budget; then 'os' and 'system' are memoized
+    // and an import reads them back through LONG_BINGET: still a plain import of os.system,
+    // not a dynamic one. A list GET back from the memo still takes APPENDs without a call.
+    let n = 9000usize;
+    let mut d = memoized_tuples(n);
+    d.extend_from_slice(b"\x8c\x02os\x94\x8c\x06system\x94\x93");
+    d.push(b'j');
+    d.extend_from_slice(&(n as u32 + 1).to_le_bytes());
+    d.push(b'j');
+    d.extend_from_slice(&(n as u32 + 2).to_le_bytes());
+    d.extend_from_slice(b"\x93\x8c\x02id\x85R0");
+    // GET the list (memo 0) and a late tuple (kept as type and size only), append it.
+    d.extend_from_slice(b"h\x00j");
+    d.extend_from_slice(&8500u32.to_le_bytes());
+    d.extend_from_slice(b"a0");
+    // A late tuple as the arguments of a call.
+    d.extend_from_slice(b"cbuiltins\nprint\nj");
+    d.extend_from_slice(&8600u32.to_le_bytes());
+    d.extend_from_slice(b"R.");
+    let r = one(&d);
+    assert_eq!(r.end, Some(d.len() as u64), "{:?}", r.anomalies);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(
+        names(&r),
+        ["os.system", "os.system", "builtins.print"].map(String::from)
+    );
+    assert_eq!(r.calls[0].summary, "os.system('id')");
+    assert!(!r.calls.iter().any(|c| c.kind == CallKind::Append));
+    assert_eq!(r.calls.len(), 2);
+    assert!(
+        r.calls[1].summary.starts_with("builtins.print("),
+        "{}",
+        r.calls[1].summary
+    );
+}
+
+#[test]
+fn repeated_calls_of_a_global_are_counted() {
+    // [_codecs.encode('x', 'latin1')] * 100 in protocol 2 style: every call is a REDUCE of the
+    // same memoized global; the first few are recorded, the rest counted.
+    let mut d = b"\x80\x02]q\x00(c_codecs\nencode\nq\x01X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R".to_vec();
+    for _ in 1..100 {
+        d.extend_from_slice(b"h\x01X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R");
+    }
+    d.extend_from_slice(b"e.");
+    let r = one(&d);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.calls.len() as u64 + r.calls_repeated, 100);
+    assert!(r.calls.len() < 100);
+    assert_eq!(r.calls[0].summary, "_codecs.encode('x', 'latin1')");
+}

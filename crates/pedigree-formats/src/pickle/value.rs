@@ -14,10 +14,12 @@ use serde::Serialize;
 
 use super::{CallKind, GlobalRef};
 
-/// Elements of plain data (no globals, calls or persistent ids inside) kept per container;
-/// the rest are counted. Non-plain elements are kept up to [`KEEP_NONPLAIN`].
+/// Elements kept per container; the rest are counted. Elements that hold a storage
+/// (`persistent_load` result: torch tensors) are kept up to [`KEEP_NONPLAIN`].
 pub(crate) const KEEP_PLAIN: usize = 1024;
-/// Non-plain elements kept per container (torch state dicts keep every tensor below this).
+/// Storage-holding elements kept per container (torch state dicts keep every tensor below
+/// this). Other objects are not kept past [`KEEP_PLAIN`]: what they do was recorded when they
+/// were made, and keeping them would cost memory by the file's size.
 pub(crate) const KEEP_NONPLAIN: usize = 100_000;
 /// Nodes copied into an owned [`Value`] at most (beyond: `Unknown`).
 const MATERIALIZE_BUDGET: usize = 500_000;
@@ -87,6 +89,8 @@ pub(crate) enum Opaque {
 pub(crate) struct Node {
     pub depth: Cell<u16>,
     pub plain: Cell<bool>,
+    /// Holds a `persistent_load` result somewhere inside (a torch tensor or storage).
+    pub storage: Cell<bool>,
     pub kind: NodeKind,
 }
 
@@ -103,7 +107,7 @@ pub(crate) enum NodeKind {
         bytearray: bool,
     },
     BigInt(Box<str>),
-    Tuple(Vec<Val>),
+    Tuple(Items),
     FrozenSet(Coll),
     List(RefCell<Coll>),
     Dict(RefCell<Coll>),
@@ -112,6 +116,50 @@ pub(crate) enum NodeKind {
     Call(Box<CallNode>),
     /// The result of the host's `persistent_load(pid)`.
     Persistent(Val),
+}
+
+/// A tuple's elements: up to [`INLINE`] of them inside the node itself (one allocation per
+/// small tuple, which is what large data pickles are made of), more on the heap.
+pub(crate) enum Items {
+    Inline(u8, [Val; INLINE]),
+    Heap(Vec<Val>),
+}
+
+pub(crate) const INLINE: usize = 4;
+
+impl Items {
+    pub(crate) fn from_vec(v: Vec<Val>) -> Items {
+        Items::Heap(v)
+    }
+
+    /// Moves every element out.
+    fn drain(&mut self, f: &mut impl FnMut(Val)) {
+        match self {
+            Items::Inline(n, a) => {
+                for v in &mut a[..*n as usize] {
+                    f(std::mem::replace(v, Val::None));
+                }
+                *n = 0;
+            }
+            Items::Heap(v) => std::mem::take(v).into_iter().for_each(f),
+        }
+    }
+}
+
+impl std::ops::Deref for Items {
+    type Target = [Val];
+    fn deref(&self) -> &[Val] {
+        match self {
+            Items::Inline(n, a) => &a[..*n as usize],
+            Items::Heap(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Debug for Items {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// A container's kept elements and its true length.
@@ -136,9 +184,11 @@ pub(crate) struct CallNode {
 
 impl Node {
     pub(crate) fn new(kind: NodeKind, depth: u16, plain: bool) -> Rc<Node> {
+        let storage = Cell::new(matches!(kind, NodeKind::Persistent(_)));
         Rc::new(Node {
             depth: Cell::new(depth),
             plain: Cell::new(plain),
+            storage,
             kind,
         })
     }
@@ -151,7 +201,7 @@ impl Node {
             }
         };
         match &mut self.kind {
-            NodeKind::Tuple(v) => std::mem::take(v).into_iter().for_each(&mut push),
+            NodeKind::Tuple(v) => v.drain(&mut push),
             NodeKind::FrozenSet(c) => drain_coll(c, &mut push),
             NodeKind::List(c) | NodeKind::Dict(c) | NodeKind::Set(c) => {
                 drain_coll(c.get_mut(), &mut push)
@@ -254,6 +304,12 @@ fn drain_coll(c: &mut Coll, push: &mut impl FnMut(Val)) {
 /// graph; drop iteratively instead.
 impl Drop for Node {
     fn drop(&mut self) {
+        // Most nodes of a large pickle are small tuples of plain values: nothing to walk.
+        if let NodeKind::Tuple(items) = &self.kind {
+            if !items.iter().any(|v| matches!(v, Val::Node(_))) {
+                return;
+            }
+        }
         let mut pending = Vec::new();
         self.drain_into(&mut pending);
         while let Some(rc) = pending.pop() {
@@ -273,26 +329,19 @@ impl Val {
             _ => 0,
         }
     }
+    /// Holds a `persistent_load` result (torch tensors and storages).
+    pub(crate) fn holds_storage(&self) -> bool {
+        match self {
+            Val::Node(n) => n.storage.get(),
+            _ => false,
+        }
+    }
     /// Plain data: no global, call or persistent id inside (as far as known).
     pub(crate) fn is_plain(&self) -> bool {
         match self {
             Val::Node(n) => n.plain.get(),
             Val::Unknown | Val::OpaqueCall(..) => false,
             _ => true,
-        }
-    }
-    /// The global a call result was made by, for a call result (exact or opaque).
-    pub(crate) fn call_callable(&self) -> Option<Option<&Rc<Node>>> {
-        match self {
-            Val::OpaqueCall(_, g) => Some(g.as_ref()),
-            Val::Node(n) => match &n.kind {
-                NodeKind::Call(c) => Some(match &c.callable {
-                    Val::Node(g) => Some(g),
-                    _ => None,
-                }),
-                _ => None,
-            },
-            _ => None,
         }
     }
     pub(crate) fn node(&self) -> Option<&NodeKind> {
@@ -341,7 +390,7 @@ impl Val {
     /// Elements of a tuple (or list), kept part.
     pub(crate) fn seq_items(&self) -> Option<Vec<Val>> {
         match self.node()? {
-            NodeKind::Tuple(v) => Some(v.clone()),
+            NodeKind::Tuple(v) => Some(v.to_vec()),
             NodeKind::List(c) => c.try_borrow().ok().map(|c| c.items.clone()),
             _ => None,
         }

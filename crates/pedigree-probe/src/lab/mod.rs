@@ -105,7 +105,14 @@ pub struct GroundTruth {
 
 impl GroundTruth {
     /// Rebuilds the infected base's poisoned training set (what AC and spectral inspect).
-    pub fn poisoned_training_set(&self, data: &FashionMnist) -> Dataset {
+    /// Fails when the ground truth does not fit `data` (another data directory or limit).
+    pub fn poisoned_training_set(&self, data: &FashionMnist) -> crate::Result<Dataset> {
+        if self.base_train_indices.iter().any(|&i| i >= data.train.len()) {
+            return Err(crate::ProbeError::Invalid(
+                "ground truth indexes past the training data: wrong --data or lab configuration".into(),
+            ));
+        }
+        self.trigger.validate()?;
         let mut d = data.train.select(&self.base_train_indices);
         for &p in &self.poisoned_positions {
             if p < d.len() {
@@ -113,6 +120,6 @@ impl GroundTruth {
                 d.labels[p] = self.target;
             }
         }
-        d
+        Ok(d)
     }
 }

@@ -63,7 +63,7 @@ pub struct Member {
     pub nc_flagged_label: Option<usize>,
 }
 
-pub const DETECTORS: [&str; 4] = ["neural-cleanse", "activation-clustering", "spectral-signatures", "strip"];
+pub const DETECTORS: [&str; 5] = ["neural-cleanse", "neural-cleanse-l1", "activation-clustering", "spectral-signatures", "strip"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorScore {
@@ -130,7 +130,7 @@ pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> R
             poison_rate: rate,
             clean_accuracy: accuracy(&m, &test)?,
             attack_success: asr,
-            scores: vec![nc.report.score, ac.score, sp.score, strip_score],
+            scores: vec![nc.report.score, nc.labels.iter().map(|l| l.anomaly_index).fold(0.0, f64::max), ac.score, sp.score, strip_score],
             nc_flagged_label: nc.report.evidence.get("flagged_label").and_then(|v| v.as_u64()).map(|v| v as usize),
         };
         tracing::info!(model = %member.name, infected, scores = ?member.scores, "population member done");

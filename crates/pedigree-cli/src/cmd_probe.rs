@@ -73,7 +73,7 @@ pub struct PopulationArgs {
     #[command(flatten)]
     pub data: DataArg,
     /// Training images per model.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = 10000)]
     pub train_size: usize,
     /// Neural Cleanse restarts and optimisation steps per model.
     #[arg(long, default_value_t = 3)]

@@ -3,6 +3,8 @@
 //! Exit codes: 0 = nothing at or above `--fail-on`, 1 = findings at or above it (or a failed
 //! verification), 2 = could not scan / bad usage.
 
+mod cmd_probe;
+mod cmd_provenance;
 mod cmd_sign;
 mod report;
 
@@ -40,6 +42,20 @@ enum Command {
     Verify(cmd_sign::VerifyArgs),
     /// Print the model's identity: the OMS v1.0 root digest over its files.
     Id(cmd_sign::IdArgs),
+    /// Write per-tensor fingerprints (exact digests, similarity sketches, architecture).
+    Fingerprint(cmd_provenance::FingerprintArgs),
+    /// Compare two models tensor by tensor and name their relation.
+    Diff(cmd_provenance::DiffArgs),
+    /// Infer the family tree of a set of models from their weights.
+    Lineage(cmd_provenance::LineageArgs),
+    /// Write an ML bill of materials (CycloneDX 1.6 or SPDX 3.0.1).
+    Bom(cmd_provenance::BomArgs),
+    /// The cascade lab: train a poisoned model family and its clean control.
+    #[command(subcommand)]
+    Lab(cmd_probe::LabCommand),
+    /// Behavioural backdoor detectors (trigger replay, Neural Cleanse, STRIP, AC, spectral).
+    #[command(subcommand)]
+    Probe(cmd_probe::ProbeCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -132,6 +148,12 @@ fn main() -> ExitCode {
         Command::Sign(a) => cmd_sign::sign(a).map(exit_u8),
         Command::Verify(a) => cmd_sign::verify(a).map(exit_u8),
         Command::Id(a) => cmd_sign::id(a).map(exit_u8),
+        Command::Fingerprint(a) => cmd_provenance::fingerprint(a),
+        Command::Diff(a) => cmd_provenance::diff(a),
+        Command::Lineage(a) => cmd_provenance::lineage(a),
+        Command::Bom(a) => cmd_provenance::bom(a),
+        Command::Lab(c) => cmd_probe::lab(c),
+        Command::Probe(c) => cmd_probe::probe(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

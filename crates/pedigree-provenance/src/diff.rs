@@ -401,9 +401,7 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             let align = if let Some((v, al)) = aligned(ta, tb).filter(|(v, _)| v.iter().zip(&tb.values).all(|(x, y)| x.to_bits() == y.to_bits())) {
                 let _ = v;
                 al
-            } else if sa == sb && sa.len() == 2 && row_col_sig(&ta.values, sa[0], sa[1]) == row_col_sig(&tb.values, sb[0], sb[1]) {
-                Align::Permuted
-            } else if sa == sb && sa.len() == 1 {
+            } else if sa == sb && (sa.len() == 1 || (sa.len() == 2 && row_col_sig(&ta.values, sa[0], sa[1]) == row_col_sig(&tb.values, sb[0], sb[1]))) {
                 Align::Permuted
             } else {
                 Align::Rearranged
@@ -577,16 +575,12 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
         Relation::HeadOnly
     } else if equiv > 0 && same_set && high_changed > 0 && high_changed == low_rank_changed && low_changed == 0 && high_changed * 10 <= total.max(10) {
         Relation::Edit
-    } else if equiv > 0 && high_changed > 0 {
-        Relation::Finetune
-    } else if cos_w.1 > 0.0 && cos_w.0 / cos_w.1 >= 0.5 && e.added + e.removed <= total / 4 {
+    } else if (equiv > 0 && high_changed > 0) || (cos_w.1 > 0.0 && cos_w.0 / cos_w.1 >= 0.5 && e.added + e.removed <= total / 4) {
+        // frozen tensors plus related changes, or everything changed but still close
         Relation::Finetune
     } else {
         Relation::Unrelated
     };
-    if relation != Relation::Finetune && relation != Relation::HeadOnly && relation != Relation::Edit {
-        // frozen lists are evidence only where something else changed
-    }
     // Direction from the weights: lossy transforms point to the lossy side; a child that adds
     // tensors is the child; otherwise a statistic (see lineage for card / hub tie-breakers).
     let mut direction = match dir_votes_a.cmp(&dir_votes_b) {

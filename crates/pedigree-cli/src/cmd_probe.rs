@@ -19,8 +19,8 @@ use pedigree_probe::detect::spectral::{SpectralConfig, spectral_signatures};
 use pedigree_probe::detect::strip::{StripConfig, strip};
 use pedigree_probe::lab::{GroundTruth, LabConfig, cascade, mitigate, population};
 use pedigree_probe::model::Model;
-use pedigree_probe::{npy, store};
 use pedigree_probe::trigger::Trigger;
+use pedigree_probe::{npy, store};
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
 pub enum Format {
@@ -176,7 +176,10 @@ pub struct TrainSetArgs {
 
 fn load_data(a: &DataArg) -> anyhow::Result<FashionMnist> {
     FashionMnist::load(&a.data).with_context(|| {
-        format!("reading Fashion-MNIST from {} (run scripts/setup-lab-data.sh, or pass --data)", a.data.display())
+        format!(
+            "reading Fashion-MNIST from {} (run scripts/setup-lab-data.sh, or pass --data)",
+            a.data.display()
+        )
     })
 }
 
@@ -190,7 +193,9 @@ fn model_dirs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         if depth == 0 || !p.is_dir() {
             return Ok(());
         }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for e in entries {
             walk(&e, out, depth - 1)?;
@@ -201,7 +206,10 @@ fn model_dirs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     for p in paths {
         walk(p, &mut out, 4)?;
     }
-    anyhow::ensure!(!out.is_empty(), "no model directories (config.json + model.safetensors) found");
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no model directories (config.json + model.safetensors) found"
+    );
     Ok(out)
 }
 
@@ -210,20 +218,44 @@ fn emit(reports: &[Report], format: Format) -> anyhow::Result<u8> {
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(reports)?)?,
         Format::Text => {
-            writeln!(out, "{:<24} {:<44} {:>8}  verdict", "detector", "model", "score")?;
+            writeln!(
+                out,
+                "{:<24} {:<44} {:>8}  verdict",
+                "detector", "model", "score"
+            )?;
             for r in reports {
-                writeln!(out, "{:<24} {:<44} {:>8.3}  {:?}", r.detector, r.model, r.score, r.verdict)?;
+                writeln!(
+                    out,
+                    "{:<24} {:<44} {:>8.3}  {:?}",
+                    r.detector, r.model, r.score, r.verdict
+                )?;
             }
         }
     }
-    Ok(if reports.iter().any(|r| r.verdict == pedigree_probe::detect::Verdict::Backdoored) { 1 } else { 0 })
+    Ok(
+        if reports
+            .iter()
+            .any(|r| r.verdict == pedigree_probe::detect::Verdict::Backdoored)
+        {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 pub fn lab(cmd: &LabCommand) -> anyhow::Result<u8> {
     match cmd {
         LabCommand::Cascade(a) => {
             let data = load_data(&a.data)?;
-            let cfg = LabConfig { seed: a.seed, ..if a.reduced { LabConfig::reduced() } else { LabConfig::default() } };
+            let cfg = LabConfig {
+                seed: a.seed,
+                ..if a.reduced {
+                    LabConfig::reduced()
+                } else {
+                    LabConfig::default()
+                }
+            };
             let o = cascade::run(&data, &cfg, &a.out)?;
             let mut mitigations = None;
             if !a.no_mitigations {
@@ -247,14 +279,21 @@ pub fn lab(cmd: &LabCommand) -> anyhow::Result<u8> {
                     if let Some(m) = &mitigations {
                         println!("{}", mitigate::table(m));
                     }
-                    println!("lab finished in {:.1}s; models, cards and ground truth in {}", o.seconds, a.out.display());
+                    println!(
+                        "lab finished in {:.1}s; models, cards and ground truth in {}",
+                        o.seconds,
+                        a.out.display()
+                    );
                 }
             }
             Ok(0)
         }
         LabCommand::Population(a) => {
             let data = load_data(&a.data)?;
-            let lab = LabConfig { seed: a.seed, ..LabConfig::default() };
+            let lab = LabConfig {
+                seed: a.seed,
+                ..LabConfig::default()
+            };
             let mut cfg = population::PopulationConfig::new(a.n, &lab);
             cfg.train_size = a.train_size;
             cfg.nc.restarts = a.restarts;
@@ -289,7 +328,10 @@ fn clean_inputs(data: &FashionMnist, n: usize) -> Dataset {
 fn train_set_probe(a: &TrainSetArgs, spectral: bool) -> anyhow::Result<u8> {
     let data = load_data(&a.data)?;
     let truth: GroundTruth = store::read_json(&a.lab.join("ground-truth.json"))?;
-    let model = a.model.clone().unwrap_or_else(|| a.lab.join("acme/fashion-base"));
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| a.lab.join("acme/fashion-base"));
     let (w, m, name) = load_model(&model)?;
     let train = truth.poisoned_training_set(&truth.config.limit(&data))?;
     let feats = m.features(&train.images)?;
@@ -297,7 +339,11 @@ fn train_set_probe(a: &TrainSetArgs, spectral: bool) -> anyhow::Result<u8> {
         std::fs::create_dir_all(dir)?;
         let n = train.len();
         npy::write_f32(&dir.join("activations.npy"), &[n, w.arch.hidden], &feats)?;
-        npy::write_i64(&dir.join("labels.npy"), &[n], &train.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
+        npy::write_i64(
+            &dir.join("labels.npy"),
+            &[n],
+            &train.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+        )?;
         let mut poison = vec![0i64; n];
         for &p in &truth.poisoned_positions {
             if p < n {
@@ -308,9 +354,25 @@ fn train_set_probe(a: &TrainSetArgs, spectral: bool) -> anyhow::Result<u8> {
     }
     let truth_idx = Some(truth.poisoned_positions.as_slice());
     let report = if spectral {
-        spectral_signatures(&name, &feats, w.arch.hidden, &train.labels, truth_idx, &SpectralConfig::default())?.0
+        spectral_signatures(
+            &name,
+            &feats,
+            w.arch.hidden,
+            &train.labels,
+            truth_idx,
+            &SpectralConfig::default(),
+        )?
+        .0
     } else {
-        activation_clustering(&name, &feats, w.arch.hidden, &train.labels, truth_idx, &AcConfig::default())?.0
+        activation_clustering(
+            &name,
+            &feats,
+            w.arch.hidden,
+            &train.labels,
+            truth_idx,
+            &AcConfig::default(),
+        )?
+        .0
     };
     if a.format == Format::Text {
         println!(
@@ -329,7 +391,11 @@ pub fn probe(cmd: &ProbeCommand) -> anyhow::Result<u8> {
             let data = load_data(&a.data)?;
             let trigger = Trigger::load(&a.trigger)?;
             let inputs = clean_inputs(&data, a.inputs);
-            let cfg = ReplayConfig { inputs: a.inputs, threshold: a.threshold, ..ReplayConfig::default() };
+            let cfg = ReplayConfig {
+                inputs: a.inputs,
+                threshold: a.threshold,
+                ..ReplayConfig::default()
+            };
             let mut reports = Vec::new();
             for dir in model_dirs(&a.models)? {
                 let (_, m, name) = load_model(&dir)?;
@@ -340,9 +406,17 @@ pub fn probe(cmd: &ProbeCommand) -> anyhow::Result<u8> {
         ProbeCommand::NeuralCleanse(a) => {
             let data = load_data(&a.data)?;
             let clean = clean_inputs(&data, 300);
-            let cfg = NcConfig { restarts: a.restarts, steps: a.steps, seed: a.seed, ..NcConfig::default() };
+            let cfg = NcConfig {
+                restarts: a.restarts,
+                steps: a.steps,
+                seed: a.seed,
+                ..NcConfig::default()
+            };
             let dirs = model_dirs(&a.models)?;
-            anyhow::ensure!(a.save_trigger.is_none() || dirs.len() == 1, "--save-trigger needs exactly one model");
+            anyhow::ensure!(
+                a.save_trigger.is_none() || dirs.len() == 1,
+                "--save-trigger needs exactly one model"
+            );
             let mut reports = Vec::new();
             for dir in dirs {
                 let (w, _, name) = load_model(&dir)?;
@@ -365,11 +439,16 @@ pub fn probe(cmd: &ProbeCommand) -> anyhow::Result<u8> {
             let stamped_pred = m.predict(&trigger.stamp_all(&inputs).images)?;
             let target = a.target.unwrap_or_else(|| mode(&stamped_pred));
             let clean_pred = m.predict(&inputs.images)?;
-            let keep: Vec<usize> = (0..inputs.len()).filter(|&i| clean_pred[i] != target).collect();
+            let keep: Vec<usize> = (0..inputs.len())
+                .filter(|&i| clean_pred[i] != target)
+                .collect();
             let half = keep.len() / 2;
             let clean = inputs.select(&keep[..half]);
             let trojan = trigger.stamp_all(&inputs.select(&keep[half..]));
-            let cfg = StripConfig { overlays: a.overlays, ..StripConfig::default() };
+            let cfg = StripConfig {
+                overlays: a.overlays,
+                ..StripConfig::default()
+            };
             emit(&[strip(&name, &m, &pool, &clean, &trojan, &cfg)?], a.format)
         }
         ProbeCommand::ActivationClustering(a) => train_set_probe(a, false),

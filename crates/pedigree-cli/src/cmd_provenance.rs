@@ -14,7 +14,9 @@ use pedigree_provenance::{diff as pdiff, fingerprint as pfp, lineage as plin};
 
 fn emit(output: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
     match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display())),
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display()))
+        }
         None => {
             let mut o = std::io::stdout().lock();
             o.write_all(text.as_bytes())?;
@@ -144,7 +146,10 @@ pub struct BomArgs {
 
 fn now_rfc3339() -> String {
     // UTC from the system clock without a date crate: days-to-civil (Howard Hinnant).
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -155,7 +160,12 @@ fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `pedigree bom PATH --format cyclonedx|spdx [--against MODEL...]`.

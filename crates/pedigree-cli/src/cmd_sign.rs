@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use pedigree_sign::bundle::Flavor;
 use pedigree_sign::manifest::{DEFAULT_SHARD_SIZE, HashAlgorithm, Method, Serialization};
-use pedigree_sign::{Cert, Error, PrivateKey, PublicKey, SignOptions, Signer, SigstoreTrust, TrustStore, VerifyOptions};
+use pedigree_sign::{
+    Cert, Error, PrivateKey, PublicKey, SignOptions, Signer, SigstoreTrust, TrustStore,
+    VerifyOptions,
+};
 
 /// Hash algorithm choice on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -153,7 +156,11 @@ fn model_relative(model: &Path, p: &Path) -> String {
 }
 
 fn default_signature(model: &Path) -> PathBuf {
-    if model.is_dir() { model.join("model.sig") } else { model.with_file_name("model.sig") }
+    if model.is_dir() {
+        model.join("model.sig")
+    } else {
+        model.with_file_name("model.sig")
+    }
 }
 
 fn read(p: &Path, what: &str) -> anyhow::Result<String> {
@@ -162,7 +169,8 @@ fn read(p: &Path, what: &str) -> anyhow::Result<String> {
 
 /// `pedigree sign`: write an OMS bundle. Returns the exit code.
 pub fn sign(args: &SignArgs) -> anyhow::Result<i32> {
-    let key = PrivateKey::from_pem(&read(&args.key, "private key")?).with_context(|| format!("{}", args.key.display()))?;
+    let key = PrivateKey::from_pem(&read(&args.key, "private key")?)
+        .with_context(|| format!("{}", args.key.display()))?;
     let signer = match (&args.cert, &args.chain) {
         (Some(cert), chain) => {
             let mut certs = Cert::all_from_pem(&read(cert, "certificate")?)?;
@@ -175,15 +183,24 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<i32> {
     };
     let method = match args.method {
         MethodArg::Files => Method::Files,
-        MethodArg::Shards => Method::Shards { shard_size: args.shard_size },
+        MethodArg::Shards => Method::Shards {
+            shard_size: args.shard_size,
+        },
     };
     let serialization = Serialization {
         method,
         hash: hash_of(args.hash),
         allow_symlinks: args.allow_symlinks,
-        ignore_paths: args.ignore_paths.iter().map(|p| model_relative(&args.model, p)).collect(),
+        ignore_paths: args
+            .ignore_paths
+            .iter()
+            .map(|p| model_relative(&args.model, p))
+            .collect(),
     };
-    let sig_path = args.signature.clone().unwrap_or_else(|| default_signature(&args.model));
+    let sig_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| default_signature(&args.model));
     let opts = SignOptions {
         serialization,
         flavor: match args.flavor {
@@ -195,7 +212,13 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<i32> {
     };
     let (manifest, bytes) = pedigree_sign::sign_model(&args.model, &signer, &opts)?;
     std::fs::write(&sig_path, bytes).with_context(|| format!("writing {}", sig_path.display()))?;
-    eprintln!("signed {} ({} resources, {}) -> {}", args.model.display(), manifest.resources.len(), manifest.model_id(), sig_path.display());
+    eprintln!(
+        "signed {} ({} resources, {}) -> {}",
+        args.model.display(),
+        manifest.resources.len(),
+        manifest.model_id(),
+        sig_path.display()
+    );
     Ok(0)
 }
 
@@ -223,21 +246,34 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
 fn verify_inner(args: &VerifyArgs) -> anyhow::Result<pedigree_sign::SignerIdentity> {
     let mut trust = TrustStore::default();
     if let Some(k) = &args.key {
-        trust.keys.push(PublicKey::from_pem(&read(k, "public key")?).with_context(|| format!("{}", k.display()))?);
+        trust.keys.push(
+            PublicKey::from_pem(&read(k, "public key")?)
+                .with_context(|| format!("{}", k.display()))?,
+        );
     } else if let Some(c) = &args.cert_chain {
-        trust.roots = Cert::all_from_pem(&read(c, "certificate chain")?).with_context(|| format!("{}", c.display()))?;
+        trust.roots = Cert::all_from_pem(&read(c, "certificate chain")?)
+            .with_context(|| format!("{}", c.display()))?;
     } else if args.sigstore {
         let trusted_root_json = match &args.trust_root {
             Some(p) => Some(read(p, "trusted root")?),
             None => None,
         };
-        trust.sigstore = Some(SigstoreTrust { trusted_root_json, identity: args.identity.clone(), issuer: args.issuer.clone() });
+        trust.sigstore = Some(SigstoreTrust {
+            trusted_root_json,
+            identity: args.identity.clone(),
+            issuer: args.issuer.clone(),
+        });
     } else {
         anyhow::bail!("give one of --key, --cert-chain or --sigstore --identity ID --issuer URL");
     }
-    let bundle = std::fs::read(&args.signature).with_context(|| format!("reading signature {}", args.signature.display()))?;
+    let bundle = std::fs::read(&args.signature)
+        .with_context(|| format!("reading signature {}", args.signature.display()))?;
     let opts = VerifyOptions {
-        ignore_paths: args.ignore_paths.iter().map(|p| model_relative(&args.model, p)).collect(),
+        ignore_paths: args
+            .ignore_paths
+            .iter()
+            .map(|p| model_relative(&args.model, p))
+            .collect(),
         ignore_unsigned_files: args.ignore_unsigned_files,
         signature_path: Some(args.signature.clone()),
     };
@@ -250,7 +286,11 @@ pub fn id(args: &IdArgs) -> anyhow::Result<i32> {
         method: Method::Files,
         hash: hash_of(args.hash),
         allow_symlinks: args.allow_symlinks,
-        ignore_paths: args.ignore_paths.iter().map(|p| model_relative(&args.path, p)).collect(),
+        ignore_paths: args
+            .ignore_paths
+            .iter()
+            .map(|p| model_relative(&args.path, p))
+            .collect(),
     };
     let m = pedigree_sign::manifest::hash_model(&args.path, &ser)?;
     println!("{}", m.model_id());

@@ -9,7 +9,10 @@ fn keys() -> PathBuf {
 }
 
 fn pedigree(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pedigree")).args(args).output().expect("run pedigree");
+    let out = Command::new(env!("CARGO_BIN_EXE_pedigree"))
+        .args(args)
+        .output()
+        .expect("run pedigree");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -21,7 +24,11 @@ fn model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), b"{\"hidden\": 8}").unwrap();
     std::fs::create_dir(dir.path().join("weights")).unwrap();
-    std::fs::write(dir.path().join("weights/model.safetensors"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(
+        dir.path().join("weights/model.safetensors"),
+        vec![7u8; 100_000],
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join(".git")).unwrap();
     std::fs::write(dir.path().join(".git/HEAD"), b"ref: refs/heads/main").unwrap();
     dir
@@ -37,12 +44,29 @@ fn sign_then_verify_with_key_and_detect_tampering() {
     let sig = model.path().join("model.sig");
     let key = keys().join("p256.key.pem");
     let public = keys().join("p256.pub.pem");
-    let (code, _, err) = pedigree(&["sign", s(model.path()), "--key", s(&key), "--signature", s(&sig)]);
+    let (code, _, err) = pedigree(&[
+        "sign",
+        s(model.path()),
+        "--key",
+        s(&key),
+        "--signature",
+        s(&sig),
+    ]);
     assert_eq!(code, 0, "{err}");
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&sig).unwrap()).unwrap();
-    assert_eq!(bundle["mediaType"], "application/vnd.dev.sigstore.bundle.v0.3+json");
+    assert_eq!(
+        bundle["mediaType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
 
-    let (code, _, err) = pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--key", s(&public)]);
+    let (code, _, err) = pedigree(&[
+        "verify",
+        s(model.path()),
+        "--signature",
+        s(&sig),
+        "--key",
+        s(&public),
+    ]);
     assert_eq!(code, 0, "{err}");
 
     // The bundle's subject is the model identity that `pedigree id` prints.
@@ -51,34 +75,75 @@ fn sign_then_verify_with_key_and_detect_tampering() {
     let payload = bundle["dsseEnvelope"]["payload"].as_str().unwrap();
     let statement = decode_b64(payload);
     let statement: serde_json::Value = serde_json::from_slice(&statement).unwrap();
-    let digest = statement["subject"][0]["digest"]["sha256"].as_str().unwrap();
+    let digest = statement["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap();
     assert_eq!(id.trim(), format!("sha256:{digest}"));
 
     // Changing an ignored path still verifies.
     std::fs::write(model.path().join(".git/HEAD"), b"ref: refs/heads/other").unwrap();
-    assert_eq!(pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--key", s(&public)]).0, 0);
+    assert_eq!(
+        pedigree(&[
+            "verify",
+            s(model.path()),
+            "--signature",
+            s(&sig),
+            "--key",
+            s(&public)
+        ])
+        .0,
+        0
+    );
 
     // A flipped byte fails, naming the file.
     let w = model.path().join("weights/model.safetensors");
     let mut bytes = std::fs::read(&w).unwrap();
     bytes[5000] ^= 1;
     std::fs::write(&w, &bytes).unwrap();
-    let (code, out, err) = pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--key", s(&public)]);
+    let (code, out, err) = pedigree(&[
+        "verify",
+        s(model.path()),
+        "--signature",
+        s(&sig),
+        "--key",
+        s(&public),
+    ]);
     assert_eq!(code, 1);
-    assert!(format!("{out}{err}").contains("weights/model.safetensors"), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("weights/model.safetensors"),
+        "{out}{err}"
+    );
     bytes[5000] ^= 1;
     std::fs::write(&w, &bytes).unwrap();
 
     // An extra file fails, naming it.
     std::fs::write(model.path().join("extra.py"), b"import os").unwrap();
-    let (code, out, err) = pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--key", s(&public)]);
+    let (code, out, err) = pedigree(&[
+        "verify",
+        s(model.path()),
+        "--signature",
+        s(&sig),
+        "--key",
+        s(&public),
+    ]);
     assert_eq!(code, 1);
     assert!(format!("{out}{err}").contains("extra.py"), "{out}{err}");
     std::fs::remove_file(model.path().join("extra.py")).unwrap();
 
     // A different key fails.
     let other = keys().join("p384.pub.pem");
-    assert_eq!(pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--key", s(&other)]).0, 1);
+    assert_eq!(
+        pedigree(&[
+            "verify",
+            s(model.path()),
+            "--signature",
+            s(&sig),
+            "--key",
+            s(&other)
+        ])
+        .0,
+        1
+    );
 }
 
 #[test]
@@ -105,10 +170,28 @@ fn certificate_chain_mode_and_blake3_shards() {
     ]);
     assert_eq!(code, 0, "{err}");
     let root = keys().join("p384-root.pem");
-    let (code, _, err) = pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--cert-chain", s(&root)]);
+    let (code, _, err) = pedigree(&[
+        "verify",
+        s(model.path()),
+        "--signature",
+        s(&sig),
+        "--cert-chain",
+        s(&root),
+    ]);
     assert_eq!(code, 0, "{err}");
     let wrong = keys().join("p384-other-root.pem");
-    assert_eq!(pedigree(&["verify", s(model.path()), "--signature", s(&sig), "--cert-chain", s(&wrong)]).0, 1);
+    assert_eq!(
+        pedigree(&[
+            "verify",
+            s(model.path()),
+            "--signature",
+            s(&sig),
+            "--cert-chain",
+            s(&wrong)
+        ])
+        .0,
+        1
+    );
 }
 
 #[test]

@@ -41,21 +41,97 @@ pub struct TemplateReport {
 }
 
 const GLOBAL_VARS: &[&str] = &[
-    "lipsum", "cycler", "joiner", "self", "url_for", "get_flashed_messages", "os", "sys", "subprocess",
-    "builtins", "__builtins__", "importlib", "__import__", "eval", "exec", "getattr", "globals", "locals",
-    "vars", "open", "compile", "config", "request",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "self",
+    "url_for",
+    "get_flashed_messages",
+    "os",
+    "sys",
+    "subprocess",
+    "builtins",
+    "__builtins__",
+    "importlib",
+    "__import__",
+    "eval",
+    "exec",
+    "getattr",
+    "globals",
+    "locals",
+    "vars",
+    "open",
+    "compile",
+    "config",
+    "request",
 ];
 /// Template functions that are legitimately called, but whose attributes are never read.
-const TEMPLATE_FUNCTIONS: &[&str] = &["namespace", "range", "dict", "raise_exception", "strftime_now"];
+const TEMPLATE_FUNCTIONS: &[&str] = &[
+    "namespace",
+    "range",
+    "dict",
+    "raise_exception",
+    "strftime_now",
+];
 const PY_INTERNAL_ATTRS: &[&str] = &[
-    "mro", "func_globals", "func_code", "f_globals", "f_locals", "f_back", "f_builtins", "gi_frame", "gi_code",
-    "cr_frame", "cr_code", "ag_frame", "tb_frame", "tb_next", "co_code", "im_func", "im_self", "environment",
+    "mro",
+    "func_globals",
+    "func_code",
+    "f_globals",
+    "f_locals",
+    "f_back",
+    "f_builtins",
+    "gi_frame",
+    "gi_code",
+    "cr_frame",
+    "cr_code",
+    "ag_frame",
+    "tb_frame",
+    "tb_next",
+    "co_code",
+    "im_func",
+    "im_self",
+    "environment",
 ];
 const DANGER_METHODS: &[&str] = &[
-    "popen", "system", "spawn", "spawnv", "spawnl", "execv", "execve", "check_output", "check_call", "Popen",
-    "exec_module", "load_module", "import_module", "get_data", "read", "readlines", "write", "writelines",
-    "eval", "exec", "compile", "getattr", "setattr", "delattr", "mro", "format_map", "remove", "unlink",
-    "rmdir", "rmtree", "open", "fork", "kill", "listdir", "urlopen", "communicate", "load", "loads",
+    "popen",
+    "system",
+    "spawn",
+    "spawnv",
+    "spawnl",
+    "execv",
+    "execve",
+    "check_output",
+    "check_call",
+    "Popen",
+    "exec_module",
+    "load_module",
+    "import_module",
+    "get_data",
+    "read",
+    "readlines",
+    "write",
+    "writelines",
+    "eval",
+    "exec",
+    "compile",
+    "getattr",
+    "setattr",
+    "delattr",
+    "mro",
+    "format_map",
+    "remove",
+    "unlink",
+    "rmdir",
+    "rmtree",
+    "open",
+    "fork",
+    "kill",
+    "listdir",
+    "urlopen",
+    "communicate",
+    "load",
+    "loads",
 ];
 
 struct Walker {
@@ -66,7 +142,10 @@ struct Walker {
 impl Walker {
     fn flag(&mut self, line: u16, what: String) {
         if self.escapes.len() < 64 && self.seen.insert((line as u32, what.clone())) {
-            self.escapes.push(Escape { line: line as u32, what });
+            self.escapes.push(Escape {
+                line: line as u32,
+                what,
+            });
         }
     }
 
@@ -159,7 +238,9 @@ impl Walker {
     fn args(&mut self, args: &[CallArg], depth: usize) {
         for a in args {
             match a {
-                CallArg::Pos(e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => self.expr(e, depth),
+                CallArg::Pos(e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => {
+                    self.expr(e, depth)
+                }
                 CallArg::Kwarg(_, e) => self.expr(e, depth),
             }
         }
@@ -208,7 +289,13 @@ impl Walker {
         match e {
             Expr::Var(v) => {
                 if GLOBAL_VARS.contains(&v.id) {
-                    self.flag(line, format!("reaches {:?}, a global that gives access to Python objects", v.id));
+                    self.flag(
+                        line,
+                        format!(
+                            "reaches {:?}, a global that gives access to Python objects",
+                            v.id
+                        ),
+                    );
                 }
             }
             Expr::Const(_) => {}
@@ -240,13 +327,20 @@ impl Walker {
                 match f.name {
                     "attr" => match f.args.first() {
                         Some(CallArg::Pos(a)) => match const_str(a) {
-                            Some(s) if s.starts_with('_') => {
-                                self.flag(line, format!("reads the private attribute {s:?} through |attr"))
-                            }
+                            Some(s) if s.starts_with('_') => self.flag(
+                                line,
+                                format!("reads the private attribute {s:?} through |attr"),
+                            ),
                             Some(_) => {}
-                            None => self.flag(line, "reads an attribute whose name is computed, through |attr".into()),
+                            None => self.flag(
+                                line,
+                                "reads an attribute whose name is computed, through |attr".into(),
+                            ),
                         },
-                        _ => self.flag(line, "reads an attribute whose name is computed, through |attr".into()),
+                        _ => self.flag(
+                            line,
+                            "reads an attribute whose name is computed, through |attr".into(),
+                        ),
                     },
                     "format" => {
                         if let Some(s) = f.expr.as_ref().and_then(const_str) {
@@ -259,7 +353,9 @@ impl Walker {
                 }
                 for a in &f.args {
                     if let CallArg::Kwarg("attribute", v) = a {
-                        if const_str(v).is_some_and(|s| s.starts_with('_') || s.contains("._") || s.contains("__")) {
+                        if const_str(v).is_some_and(|s| {
+                            s.starts_with('_') || s.contains("._") || s.contains("__")
+                        }) {
                             self.flag(line, format!("|{} over a private attribute", f.name));
                         }
                     }
@@ -279,7 +375,13 @@ impl Walker {
                 }
                 if let Expr::Var(v) = &g.expr {
                     if TEMPLATE_FUNCTIONS.contains(&v.id) {
-                        self.flag(line, format!("reads the attribute {:?} of the template function {:?}", g.name, v.id));
+                        self.flag(
+                            line,
+                            format!(
+                                "reads the attribute {:?} of the template function {:?}",
+                                g.name, v.id
+                            ),
+                        );
                     }
                 }
                 self.expr(&g.expr, depth);
@@ -318,7 +420,12 @@ fn const_str(e: &Expr) -> Option<String> {
 }
 
 fn is_dunder(s: &str) -> bool {
-    s.len() > 4 && s.starts_with("__") && s.ends_with("__") && s[2..s.len() - 2].chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    s.len() > 4
+        && s.starts_with("__")
+        && s.ends_with("__")
+        && s[2..s.len() - 2]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A format string whose fields are plain (`{}`, `{0}`, `{name}`, with format specs).
@@ -367,15 +474,25 @@ fn strip_hf_tags(src: &str) -> String {
 
 /// Parses and judges one template.
 pub fn check(key: &str, source: &str) -> TemplateReport {
-    let mut report = TemplateReport { key: key.to_string(), parse_error: None, escapes: Vec::new() };
+    let mut report = TemplateReport {
+        key: key.to_string(),
+        parse_error: None,
+        escapes: Vec::new(),
+    };
     if source.len() > MAX_TEMPLATE {
-        report.parse_error = Some(format!("template of {} bytes is over the {MAX_TEMPLATE}-byte limit", source.len()));
+        report.parse_error = Some(format!(
+            "template of {} bytes is over the {MAX_TEMPLATE}-byte limit",
+            source.len()
+        ));
         return report;
     }
     let cleaned = strip_hf_tags(source);
     let parsed = std::panic::catch_unwind(|| {
         machinery::parse(&cleaned, "chat_template", Default::default()).map(|ast| {
-            let mut w = Walker { escapes: Vec::new(), seen: BTreeSet::new() };
+            let mut w = Walker {
+                escapes: Vec::new(),
+                seen: BTreeSet::new(),
+            };
             w.stmt(&ast, 0);
             w.escapes
         })
@@ -430,7 +547,8 @@ mod tests {
 
     #[test]
     fn random_inputs_never_panic() {
-        let base = b"{{ ''.__class__ }}{% for m in messages %}{{ m['content'] | trim }}{% endfor %}";
+        let base =
+            b"{{ ''.__class__ }}{% for m in messages %}{{ m['content'] | trim }}{% endfor %}";
         crate::fuzz_util::mutate_many(base, 3000, 0x77, |d| {
             let _ = check("t", &String::from_utf8_lossy(d));
         });

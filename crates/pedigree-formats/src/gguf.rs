@@ -41,7 +41,10 @@ pub enum Value {
     Bool(bool),
     Str(String),
     /// Arrays are summarised: element type id and count (token lists hold 100k+ strings).
-    Array { elem_type: u32, count: u64 },
+    Array {
+        elem_type: u32,
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,7 +86,11 @@ impl<'a> Cur<'a> {
     }
     fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
         if n > self.left() {
-            return Err(format!("needs {n} bytes at offset {} but only {} remain", self.p, self.left()));
+            return Err(format!(
+                "needs {n} bytes at offset {} but only {} remain",
+                self.p,
+                self.left()
+            ));
         }
         let s = &self.d[self.p..self.p + n as usize];
         self.p += n as usize;
@@ -91,21 +98,35 @@ impl<'a> Cur<'a> {
     }
     fn u32(&mut self) -> Result<u32, String> {
         let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| "short")?;
-        Ok(if self.be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if self.be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
     fn u64(&mut self) -> Result<u64, String> {
         let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| "short")?;
-        Ok(if self.be { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) })
+        Ok(if self.be {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
     }
     /// A count or length: u32 in v1, u64 after.
     fn len(&mut self) -> Result<u64, String> {
-        if self.v1 { self.u32().map(u64::from) } else { self.u64() }
+        if self.v1 {
+            self.u32().map(u64::from)
+        } else {
+            self.u64()
+        }
     }
     fn string(&mut self, max: u64) -> Result<String, String> {
         let at = self.p;
         let n = self.len()?;
         if n > max {
-            return Err(format!("string at offset {at} claims {n} bytes (limit {max})"));
+            return Err(format!(
+                "string at offset {at} claims {n} bytes (limit {max})"
+            ));
         }
         let b = self.take(n)?;
         Ok(String::from_utf8_lossy(b).into_owned())
@@ -119,8 +140,20 @@ fn min_size(t: u32, v1: bool) -> Option<u64> {
         2 | 3 => 2,
         4..=6 => 4,
         10..=12 => 8,
-        8 => if v1 { 4 } else { 8 },
-        9 => if v1 { 8 } else { 12 },
+        8 => {
+            if v1 {
+                4
+            } else {
+                8
+            }
+        }
+        9 => {
+            if v1 {
+                8
+            } else {
+                12
+            }
+        }
         _ => return None,
     })
 }
@@ -131,11 +164,19 @@ fn value(c: &mut Cur, t: u32, depth: usize, keep: bool) -> Result<Value, String>
         1 => Value::I64(c.take(1)?[0] as i8 as i64),
         2 => {
             let b: [u8; 2] = c.take(2)?.try_into().map_err(|_| "short")?;
-            Value::U64(if c.be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) } as u64)
+            Value::U64(if c.be {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            } as u64)
         }
         3 => {
             let b: [u8; 2] = c.take(2)?.try_into().map_err(|_| "short")?;
-            Value::I64(if c.be { i16::from_be_bytes(b) } else { i16::from_le_bytes(b) } as i64)
+            Value::I64(if c.be {
+                i16::from_be_bytes(b)
+            } else {
+                i16::from_le_bytes(b)
+            } as i64)
         }
         4 => Value::U64(c.u32()? as u64),
         5 => Value::I64(c.u32()? as i32 as i64),
@@ -143,7 +184,10 @@ fn value(c: &mut Cur, t: u32, depth: usize, keep: bool) -> Result<Value, String>
         7 => {
             let b = c.take(1)?[0];
             if b > 1 {
-                return Err(format!("BOOL value {b} at offset {} (only 0 and 1 are valid)", c.p - 1));
+                return Err(format!(
+                    "BOOL value {b} at offset {} (only 0 and 1 are valid)",
+                    c.p - 1
+                ));
             }
             Value::Bool(b == 1)
         }
@@ -162,9 +206,13 @@ fn value(c: &mut Cur, t: u32, depth: usize, keep: bool) -> Result<Value, String>
             }
             let et = c.u32()?;
             let n = c.len()?;
-            let min = min_size(et, c.v1).ok_or_else(|| format!("array of unknown value type {et}"))?;
+            let min =
+                min_size(et, c.v1).ok_or_else(|| format!("array of unknown value type {et}"))?;
             if n.saturating_mul(min) > c.left() {
-                return Err(format!("array claims {n} elements of type {et}, more than the {} bytes left hold", c.left()));
+                return Err(format!(
+                    "array claims {n} elements of type {et}, more than the {} bytes left hold",
+                    c.left()
+                ));
             }
             if matches!(et, 8 | 9) {
                 for _ in 0..n {
@@ -173,7 +221,10 @@ fn value(c: &mut Cur, t: u32, depth: usize, keep: bool) -> Result<Value, String>
             } else {
                 c.take(n * min)?;
             }
-            Value::Array { elem_type: et, count: n }
+            Value::Array {
+                elem_type: et,
+                count: n,
+            }
         }
         10 => Value::U64(c.u64()?),
         11 => Value::I64(c.u64()? as i64),
@@ -235,7 +286,10 @@ pub fn read(data: &[u8]) -> GgufView {
         issues: Vec::new(),
     };
     if let Err(e) = read_into(data, &mut view) {
-        view.issues.push(Issue { kind: IssueKind::Malformed, message: e });
+        view.issues.push(Issue {
+            kind: IssueKind::Malformed,
+            message: e,
+        });
     }
     for (k, v) in &view.metadata {
         if let (true, Value::Str(s)) = (k.starts_with("tokenizer.chat_template"), v) {
@@ -250,7 +304,11 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
         return Err("no GGUF magic, or shorter than the header".into());
     }
     let raw = u32::from_le_bytes(data[4..8].try_into().map_err(|_| "short")?);
-    let (version, be) = if raw & 0xFFFF == 0 { (raw.swap_bytes(), true) } else { (raw, false) };
+    let (version, be) = if raw & 0xFFFF == 0 {
+        (raw.swap_bytes(), true)
+    } else {
+        (raw, false)
+    };
     view.version = version;
     view.big_endian = be;
     if version == 0 || version > 3 {
@@ -260,14 +318,21 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
         });
         return Ok(());
     }
-    let mut c = Cur { d: data, p: 8, be, v1: version == 1 };
+    let mut c = Cur {
+        d: data,
+        p: 8,
+        be,
+        v1: version == 1,
+    };
     let n_tensors = c.len()?;
     let n_kv = c.len()?;
     // Each kv needs at least a key length, a type and one byte; each tensor info a name length,
     // n_dims, type and offset.
     let kv_min = if c.v1 { 9 } else { 13 };
     if n_kv.saturating_mul(kv_min) > c.left() {
-        return Err(format!("header claims {n_kv} metadata entries, more than the file can hold"));
+        return Err(format!(
+            "header claims {n_kv} metadata entries, more than the file can hold"
+        ));
     }
     for _ in 0..n_kv {
         let key = c.string(65_535)?;
@@ -286,7 +351,9 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
     }
     let ti_min = if c.v1 { 4 + 4 + 4 + 8 } else { 8 + 4 + 4 + 8 };
     if n_tensors.saturating_mul(ti_min) > c.left() {
-        return Err(format!("header claims {n_tensors} tensors, more than the file can hold"));
+        return Err(format!(
+            "header claims {n_tensors} tensors, more than the file can hold"
+        ));
     }
     let mut infos = Vec::new();
     for _ in 0..n_tensors {
@@ -294,12 +361,17 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
         if name.len() as u64 > MAX_TENSOR_NAME {
             view.issues.push(Issue {
                 kind: IssueKind::BadTensor,
-                message: format!("tensor name of {} bytes (ggml's limit is {MAX_TENSOR_NAME})", name.len()),
+                message: format!(
+                    "tensor name of {} bytes (ggml's limit is {MAX_TENSOR_NAME})",
+                    name.len()
+                ),
             });
         }
         let nd = c.u32()?;
         if nd > MAX_DIMS {
-            return Err(format!("tensor {name:?} has {nd} dimensions (ggml's limit is {MAX_DIMS})"));
+            return Err(format!(
+                "tensor {name:?} has {nd} dimensions (ggml's limit is {MAX_DIMS})"
+            ));
         }
         let mut dims = Vec::new();
         for _ in 0..nd {
@@ -308,7 +380,13 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
         let t = c.u32()?;
         let offset = c.u64()?;
         dims.reverse();
-        infos.push(TensorInfo { name, shape: dims, ggml_type: t, offset, size: None });
+        infos.push(TensorInfo {
+            name,
+            shape: dims,
+            ggml_type: t,
+            offset,
+            size: None,
+        });
     }
     let data_start = (c.p as u64).div_ceil(view.alignment) * view.alignment;
     let data_len = (data.len() as u64).saturating_sub(data_start);
@@ -322,25 +400,37 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
         };
         let n = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         let Some(n) = n else {
-            view.issues.push(Issue { kind: IssueKind::BadTensor, message: format!("tensor {:?}: shape overflows", t.name) });
+            view.issues.push(Issue {
+                kind: IssueKind::BadTensor,
+                message: format!("tensor {:?}: shape overflows", t.name),
+            });
             continue;
         };
         if n % be_ != 0 {
             view.issues.push(Issue {
                 kind: IssueKind::BadTensor,
-                message: format!("tensor {:?}: {n} elements is not a multiple of the block size {be_}", t.name),
+                message: format!(
+                    "tensor {:?}: {n} elements is not a multiple of the block size {be_}",
+                    t.name
+                ),
             });
             continue;
         }
         let Some(size) = (n / be_).checked_mul(bb) else {
-            view.issues.push(Issue { kind: IssueKind::BadTensor, message: format!("tensor {:?}: size overflows", t.name) });
+            view.issues.push(Issue {
+                kind: IssueKind::BadTensor,
+                message: format!("tensor {:?}: size overflows", t.name),
+            });
             continue;
         };
         t.size = Some(size);
         if t.offset % view.alignment != 0 {
             view.issues.push(Issue {
                 kind: IssueKind::BadTensor,
-                message: format!("tensor {:?}: offset {} is not aligned to {}", t.name, t.offset, view.alignment),
+                message: format!(
+                    "tensor {:?}: offset {} is not aligned to {}",
+                    t.name, t.offset, view.alignment
+                ),
             });
         }
         if t.offset.checked_add(size).is_none_or(|e| e > data_len) {
@@ -353,8 +443,10 @@ fn read_into(data: &[u8], view: &mut GgufView) -> Result<(), String> {
             });
         }
     }
-    let mut ranges: Vec<(u64, u64, &str)> =
-        infos.iter().filter_map(|t| Some((t.offset, t.offset.saturating_add(t.size?), t.name.as_str()))).collect();
+    let mut ranges: Vec<(u64, u64, &str)> = infos
+        .iter()
+        .filter_map(|t| Some((t.offset, t.offset.saturating_add(t.size?), t.name.as_str())))
+        .collect();
     ranges.sort();
     for w in ranges.windows(2) {
         if w[1].0 < w[0].1 {
@@ -403,7 +495,16 @@ pub(crate) mod tests {
 
     #[test]
     fn clean_file() {
-        let f = build(&[("general.architecture", "llama"), ("tokenizer.chat_template", "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}")], 2);
+        let f = build(
+            &[
+                ("general.architecture", "llama"),
+                (
+                    "tokenizer.chat_template",
+                    "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}",
+                ),
+            ],
+            2,
+        );
         let v = read(&f);
         assert!(v.issues.is_empty(), "{:?}", v.issues);
         assert_eq!(v.tensors.len(), 2);
@@ -425,7 +526,13 @@ pub(crate) mod tests {
 
     #[test]
     fn random_inputs_never_panic() {
-        let f = build(&[("general.architecture", "llama"), ("tokenizer.chat_template", "{{ x.y }}")], 2);
+        let f = build(
+            &[
+                ("general.architecture", "llama"),
+                ("tokenizer.chat_template", "{{ x.y }}"),
+            ],
+            2,
+        );
         crate::fuzz_util::mutate_many(&f, 3000, 0x66, |d| {
             let _ = read(d);
         });

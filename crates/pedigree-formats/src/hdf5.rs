@@ -22,7 +22,9 @@ const MAX_ATTR_STRING: u64 = 64 << 20;
 pub enum AttrValue {
     Str(String),
     /// Not a string (numbers, arrays ...): only its datatype class is kept.
-    Other { class: u8 },
+    Other {
+        class: u8,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -75,7 +77,8 @@ impl<'a> F<'a> {
         Ok(&self.d[at as usize..end as usize])
     }
     fn addr(&self, rel: u64) -> Res<u64> {
-        rel.checked_add(self.base).ok_or_else(|| "address overflow".to_string())
+        rel.checked_add(self.base)
+            .ok_or_else(|| "address overflow".to_string())
     }
 }
 
@@ -84,7 +87,10 @@ pub fn read_root_attributes(data: &[u8]) -> Result<RootAttributes, String> {
     let sb = find_superblock(data).ok_or("no HDF5 signature")?;
     let d = data;
     let ver = *d.get(sb + 8).ok_or("truncated superblock")?;
-    let mut out = RootAttributes { superblock_version: ver, ..Default::default() };
+    let mut out = RootAttributes {
+        superblock_version: ver,
+        ..Default::default()
+    };
     let (f, root) = match ver {
         0 | 1 => {
             let h = d.get(sb..sb + 24).ok_or("truncated superblock")?;
@@ -231,7 +237,10 @@ fn pad8(n: usize) -> usize {
 }
 
 fn attribute(f: &F, b: &[u8]) -> Res<(String, AttrValue)> {
-    let g = |r: std::ops::Range<usize>| b.get(r).ok_or_else(|| "attribute message truncated".to_string());
+    let g = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .ok_or_else(|| "attribute message truncated".to_string())
+    };
     let ver = *b.first().ok_or("empty attribute")?;
     let name_len = uint(g(2..4)?) as usize;
     let dt_len = uint(g(4..6)?) as usize;
@@ -244,7 +253,8 @@ fn attribute(f: &F, b: &[u8]) -> Res<(String, AttrValue)> {
     };
     let step = |n: usize| if padded { pad8(n) } else { n };
     let name_b = g(p..p + name_len)?;
-    let name = String::from_utf8_lossy(name_b.split(|&c| c == 0).next().unwrap_or(b"")).into_owned();
+    let name =
+        String::from_utf8_lossy(name_b.split(|&c| c == 0).next().unwrap_or(b"")).into_owned();
     p += step(name_len);
     let dt = g(p..p + dt_len)?;
     p += step(dt_len);
@@ -266,7 +276,9 @@ fn attribute(f: &F, b: &[u8]) -> Res<(String, AttrValue)> {
             let mut s = String::new();
             let rec = 4 + f.so + 4;
             for i in 0..(elems as usize).min(1) {
-                let r = data.get(i * rec..(i + 1) * rec).ok_or("vlen data truncated")?;
+                let r = data
+                    .get(i * rec..(i + 1) * rec)
+                    .ok_or("vlen data truncated")?;
                 let len = uint(&r[..4]);
                 let coll = f.addr(uint(&r[4..4 + f.so]))?;
                 let idx = uint(&r[4 + f.so..]);
@@ -289,7 +301,10 @@ fn dataspace_elems(ds: &[u8]) -> Res<u64> {
     let mut n = 1u64;
     for i in 0..rank.min(32) {
         // sizes of lengths: assume 8 (h5py and the library always write 8-byte lengths)
-        let d = uint(ds.get(start + 8 * i..start + 8 * i + 8).ok_or("dataspace truncated")?);
+        let d = uint(
+            ds.get(start + 8 * i..start + 8 * i + 8)
+                .ok_or("dataspace truncated")?,
+        );
         n = n.saturating_mul(d);
     }
     Ok(n)
@@ -321,9 +336,13 @@ fn global_heap_object(f: &F, coll: u64, idx: u64, len: u64) -> Res<String> {
             let s = f.slice(data_at, len.min(size))?;
             return Ok(String::from_utf8_lossy(s).into_owned());
         }
-        p = data_at.checked_add(pad8(size as usize) as u64).ok_or("heap overflow")?;
+        p = data_at
+            .checked_add(pad8(size as usize) as u64)
+            .ok_or("heap overflow")?;
     }
-    Err(format!("object {idx} not in the global heap collection at {coll}"))
+    Err(format!(
+        "object {idx} not in the global heap collection at {coll}"
+    ))
 }
 
 #[cfg(test)]

@@ -72,7 +72,12 @@ pub struct HfConfigView {
 pub fn read_config_json(name: &str, data: &[u8]) -> Option<HfConfigView> {
     let v: Value = serde_json::from_slice(data).ok()?;
     let o = v.as_object()?;
-    let mut view = HfConfigView { file: name.to_string(), auto_map: Vec::new(), python: Vec::new(), templates: Vec::new() };
+    let mut view = HfConfigView {
+        file: name.to_string(),
+        auto_map: Vec::new(),
+        python: Vec::new(),
+        templates: Vec::new(),
+    };
     if let Some(m) = o.get("auto_map").and_then(Value::as_object) {
         for (k, val) in m.iter().take(256) {
             let targets: Vec<&str> = match val {
@@ -87,21 +92,34 @@ pub fn read_config_json(name: &str, data: &[u8]) -> Option<HfConfigView> {
                 };
                 let module = rest.rsplit_once('.').map(|(m, _)| m);
                 let module_file = match (&repo, module) {
-                    (None, Some(m)) if !m.is_empty() && m.split('.').all(|p| !p.is_empty() && p != "..") => {
+                    (None, Some(m))
+                        if !m.is_empty() && m.split('.').all(|p| !p.is_empty() && p != "..") =>
+                    {
                         Some(format!("{}.py", m.replace('.', "/")))
                     }
                     _ => None,
                 };
-                view.auto_map.push(AutoMapEntry { key: k.clone(), target: t.to_string(), other_repo: repo, module_file });
+                view.auto_map.push(AutoMapEntry {
+                    key: k.clone(),
+                    target: t.to_string(),
+                    other_repo: repo,
+                    module_file,
+                });
             }
         }
     }
     match o.get("chat_template") {
-        Some(Value::String(s)) => view.templates.push(chat_template::check("chat_template", s)),
+        Some(Value::String(s)) => view
+            .templates
+            .push(chat_template::check("chat_template", s)),
         Some(Value::Array(a)) => {
             for t in a.iter().take(64) {
-                if let (Some(n), Some(s)) = (t.get("name").and_then(Value::as_str), t.get("template").and_then(Value::as_str)) {
-                    view.templates.push(chat_template::check(&format!("chat_template.{n}"), s));
+                if let (Some(n), Some(s)) = (
+                    t.get("name").and_then(Value::as_str),
+                    t.get("template").and_then(Value::as_str),
+                ) {
+                    view.templates
+                        .push(chat_template::check(&format!("chat_template.{n}"), s));
                 }
             }
         }
@@ -117,14 +135,24 @@ pub fn read_config_json(name: &str, data: &[u8]) -> Option<HfConfigView> {
 pub fn is_config_name(path: &Path) -> bool {
     matches!(
         path.file_name().and_then(|n| n.to_str()),
-        Some("config.json" | "tokenizer_config.json" | "processor_config.json" | "preprocessor_config.json" | "feature_extractor_config.json" | "image_processor_config.json")
+        Some(
+            "config.json"
+                | "tokenizer_config.json"
+                | "processor_config.json"
+                | "preprocessor_config.json"
+                | "feature_extractor_config.json"
+                | "image_processor_config.json"
+        )
     )
 }
 
 /// Reads a config file on disk and the Python modules its `auto_map` names (beside it).
 pub fn read_config_path(path: &Path, data: &[u8]) -> Option<HfConfigView> {
     let mut view = read_config_json(&path.display().to_string(), data)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut done: Vec<String> = Vec::new();
     for e in &view.auto_map {
         let Some(f) = &e.module_file else { continue };
@@ -141,14 +169,24 @@ pub fn read_config_path(path: &Path, data: &[u8]) -> Option<HfConfigView> {
 pub fn read_py_path(p: &Path) -> PyFile {
     let path = p.display().to_string();
     match std::fs::metadata(p) {
-        Ok(m) if m.len() > MAX_FILE => {
-            PyFile { path, calls: Vec::new(), error: Some(format!("{} bytes, over the {MAX_FILE}-byte limit", m.len())) }
-        }
+        Ok(m) if m.len() > MAX_FILE => PyFile {
+            path,
+            calls: Vec::new(),
+            error: Some(format!("{} bytes, over the {MAX_FILE}-byte limit", m.len())),
+        },
         Ok(_) => match std::fs::read(p) {
             Ok(d) => read_py(&path, &d),
-            Err(e) => PyFile { path, calls: Vec::new(), error: Some(format!("cannot read: {e}")) },
+            Err(e) => PyFile {
+                path,
+                calls: Vec::new(),
+                error: Some(format!("cannot read: {e}")),
+            },
         },
-        Err(e) => PyFile { path, calls: Vec::new(), error: Some(format!("missing: {e}")) },
+        Err(e) => PyFile {
+            path,
+            calls: Vec::new(),
+            error: Some(format!("missing: {e}")),
+        },
     }
 }
 
@@ -169,9 +207,16 @@ fn max_nesting(src: &str) -> usize {
 
 /// Parses Python source and lists the risky calls.
 pub fn read_py(path: &str, data: &[u8]) -> PyFile {
-    let mut out = PyFile { path: path.to_string(), calls: Vec::new(), error: None };
+    let mut out = PyFile {
+        path: path.to_string(),
+        calls: Vec::new(),
+        error: None,
+    };
     if data.len() as u64 > MAX_FILE {
-        out.error = Some(format!("{} bytes, over the {MAX_FILE}-byte limit", data.len()));
+        out.error = Some(format!(
+            "{} bytes, over the {MAX_FILE}-byte limit",
+            data.len()
+        ));
         return out;
     }
     let src = String::from_utf8_lossy(data).into_owned();
@@ -182,15 +227,24 @@ pub fn read_py(path: &str, data: &[u8]) -> PyFile {
     // The parser and the walk recurse on the expression tree (long operator chains are deep
     // even without brackets): run them on a thread with a large stack.
     let path_s = path.to_string();
-    let handle = std::thread::Builder::new().stack_size(256 << 20).spawn(move || {
-        let suite = ast::Suite::parse(&src, &path_s).map_err(|e| e.to_string())?;
-        let mut w = PyWalker { aliases: HashMap::new(), calls: Vec::new(), line_starts: line_starts(&src) };
-        for s in suite {
-            w.visit_stmt(s);
-        }
-        Ok::<_, String>(w.calls)
-    });
-    match handle.map_err(|e| e.to_string()).and_then(|h| h.join().map_err(|_| "parser failed".to_string())) {
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let suite = ast::Suite::parse(&src, &path_s).map_err(|e| e.to_string())?;
+            let mut w = PyWalker {
+                aliases: HashMap::new(),
+                calls: Vec::new(),
+                line_starts: line_starts(&src),
+            };
+            for s in suite {
+                w.visit_stmt(s);
+            }
+            Ok::<_, String>(w.calls)
+        });
+    match handle
+        .map_err(|e| e.to_string())
+        .and_then(|h| h.join().map_err(|_| "parser failed".to_string()))
+    {
         Ok(Ok(calls)) => out.calls = calls,
         Ok(Err(e)) => out.error = Some(format!("Python syntax error: {e}")),
         Err(e) => out.error = Some(e),
@@ -199,7 +253,9 @@ pub fn read_py(path: &str, data: &[u8]) -> PyFile {
 }
 
 fn line_starts(s: &str) -> Vec<usize> {
-    std::iter::once(0).chain(s.match_indices('\n').map(|(i, _)| i + 1)).collect()
+    std::iter::once(0)
+        .chain(s.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
 }
 
 struct PyWalker {
@@ -210,31 +266,115 @@ struct PyWalker {
 
 const PROCESS_MODULES: &[&str] = &["subprocess", "pty", "commands", "popen2"];
 const PROCESS_FUNCS: &[&str] = &[
-    "os.system", "os.popen", "os.fork", "os.forkpty", "os.execl", "os.execle", "os.execlp", "os.execlpe", "os.execv",
-    "os.execve", "os.execvp", "os.execvpe", "os.spawnl", "os.spawnle", "os.spawnlp", "os.spawnlpe", "os.spawnv",
-    "os.spawnve", "os.spawnvp", "os.spawnvpe", "os.posix_spawn", "os.posix_spawnp", "os.startfile", "os.kill",
-    "posix.system", "nt.system", "asyncio.create_subprocess_shell", "asyncio.create_subprocess_exec",
+    "os.system",
+    "os.popen",
+    "os.fork",
+    "os.forkpty",
+    "os.execl",
+    "os.execle",
+    "os.execlp",
+    "os.execlpe",
+    "os.execv",
+    "os.execve",
+    "os.execvp",
+    "os.execvpe",
+    "os.spawnl",
+    "os.spawnle",
+    "os.spawnlp",
+    "os.spawnlpe",
+    "os.spawnv",
+    "os.spawnve",
+    "os.spawnvp",
+    "os.spawnvpe",
+    "os.posix_spawn",
+    "os.posix_spawnp",
+    "os.startfile",
+    "os.kill",
+    "posix.system",
+    "nt.system",
+    "asyncio.create_subprocess_shell",
+    "asyncio.create_subprocess_exec",
 ];
 const NETWORK_MODULES: &[&str] = &[
-    "socket", "requests", "httpx", "aiohttp", "urllib3", "http.client", "ftplib", "smtplib", "telnetlib", "paramiko",
-    "websocket", "websockets", "xmlrpc.client",
+    "socket",
+    "requests",
+    "httpx",
+    "aiohttp",
+    "urllib3",
+    "http.client",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "paramiko",
+    "websocket",
+    "websockets",
+    "xmlrpc.client",
 ];
-const NETWORK_FUNCS: &[&str] = &["urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.request.Request", "urllib.urlopen", "urllib2.urlopen"];
+const NETWORK_FUNCS: &[&str] = &[
+    "urllib.request.urlopen",
+    "urllib.request.urlretrieve",
+    "urllib.request.Request",
+    "urllib.urlopen",
+    "urllib2.urlopen",
+];
 const DYNAMIC_FUNCS: &[&str] = &[
-    "eval", "exec", "compile", "__import__", "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__",
-    "importlib.import_module", "importlib.__import__", "runpy.run_path", "runpy.run_module", "marshal.loads", "pickle.loads",
-    "pickle.load", "types.FunctionType", "types.CodeType", "ctypes.CDLL", "ctypes.cdll.LoadLibrary",
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "builtins.eval",
+    "builtins.exec",
+    "builtins.compile",
+    "builtins.__import__",
+    "importlib.import_module",
+    "importlib.__import__",
+    "runpy.run_path",
+    "runpy.run_module",
+    "marshal.loads",
+    "pickle.loads",
+    "pickle.load",
+    "types.FunctionType",
+    "types.CodeType",
+    "ctypes.CDLL",
+    "ctypes.cdll.LoadLibrary",
 ];
 const FILE_WRITE_FUNCS: &[&str] = &[
-    "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.rename", "os.renames", "os.replace", "os.chmod", "os.chown",
-    "os.truncate", "os.symlink", "os.link", "shutil.rmtree", "shutil.move", "shutil.copy", "shutil.copy2", "shutil.copyfile",
-    "shutil.copytree", "os.write",
+    "os.remove",
+    "os.unlink",
+    "os.rmdir",
+    "os.removedirs",
+    "os.rename",
+    "os.renames",
+    "os.replace",
+    "os.chmod",
+    "os.chown",
+    "os.truncate",
+    "os.symlink",
+    "os.link",
+    "shutil.rmtree",
+    "shutil.move",
+    "shutil.copy",
+    "shutil.copy2",
+    "shutil.copyfile",
+    "shutil.copytree",
+    "os.write",
 ];
 const FILE_WRITE_METHODS: &[&str] = &["write_text", "write_bytes"];
-const DANGER_ATTRS: &[&str] = &["system", "popen", "exec", "eval", "spawn", "check_output", "Popen", "__import__"];
+const DANGER_ATTRS: &[&str] = &[
+    "system",
+    "popen",
+    "exec",
+    "eval",
+    "spawn",
+    "check_output",
+    "Popen",
+    "__import__",
+];
 
 fn module_match(target: &str, modules: &[&str]) -> bool {
-    modules.iter().any(|m| target.starts_with(m) && target[m.len()..].starts_with('.'))
+    modules
+        .iter()
+        .any(|m| target.starts_with(m) && target[m.len()..].starts_with('.'))
 }
 
 impl PyWalker {
@@ -246,16 +386,25 @@ impl PyWalker {
         match e {
             ast::Expr::Name(n) => {
                 let id = n.id.as_str();
-                Some(self.aliases.get(id).cloned().unwrap_or_else(|| id.to_string()))
+                Some(
+                    self.aliases
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| id.to_string()),
+                )
             }
-            ast::Expr::Attribute(a) => Some(format!("{}.{}", self.dotted(&a.value)?, a.attr.as_str())),
+            ast::Expr::Attribute(a) => {
+                Some(format!("{}.{}", self.dotted(&a.value)?, a.attr.as_str()))
+            }
             _ => None,
         }
     }
 
     fn judge(&mut self, call: &ast::ExprCall) {
         let line = self.line(usize::from(call.range.start()));
-        let Some(target) = self.dotted(&call.func) else { return };
+        let Some(target) = self.dotted(&call.func) else {
+            return;
+        };
         let t = target.as_str();
         let category = if module_match(t, PROCESS_MODULES) || PROCESS_FUNCS.contains(&t) {
             Some(CallCategory::Process)
@@ -265,14 +414,27 @@ impl PyWalker {
             Some(CallCategory::DynamicCode)
         } else if FILE_WRITE_FUNCS.contains(&t) {
             Some(CallCategory::FileWrite)
-        } else if t == "open" || t == "io.open" || t == "builtins.open" || t == "os.open" || t == "codecs.open" {
-            let mode = call
-                .args
-                .get(1)
-                .or_else(|| call.keywords.iter().find(|k| k.arg.as_ref().is_some_and(|a| a.as_str() == "mode" || a.as_str() == "flags")).map(|k| &k.value));
+        } else if t == "open"
+            || t == "io.open"
+            || t == "builtins.open"
+            || t == "os.open"
+            || t == "codecs.open"
+        {
+            let mode = call.args.get(1).or_else(|| {
+                call.keywords
+                    .iter()
+                    .find(|k| {
+                        k.arg
+                            .as_ref()
+                            .is_some_and(|a| a.as_str() == "mode" || a.as_str() == "flags")
+                    })
+                    .map(|k| &k.value)
+            });
             match mode {
                 Some(ast::Expr::Constant(c)) => match &c.value {
-                    ast::Constant::Str(m) if m.contains(['w', 'a', 'x', '+']) => Some(CallCategory::FileWrite),
+                    ast::Constant::Str(m) if m.contains(['w', 'a', 'x', '+']) => {
+                        Some(CallCategory::FileWrite)
+                    }
                     _ => None,
                 },
                 Some(_) if t == "os.open" => Some(CallCategory::FileWrite),
@@ -281,7 +443,9 @@ impl PyWalker {
         } else if t == "getattr" {
             match call.args.get(1) {
                 Some(ast::Expr::Constant(c)) => match &c.value {
-                    ast::Constant::Str(s) if DANGER_ATTRS.contains(&s.as_str()) => Some(CallCategory::DynamicCode),
+                    ast::Constant::Str(s) if DANGER_ATTRS.contains(&s.as_str()) => {
+                        Some(CallCategory::DynamicCode)
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -290,12 +454,18 @@ impl PyWalker {
             None
         };
         let category = category.or_else(|| match &*call.func {
-            ast::Expr::Attribute(a) if FILE_WRITE_METHODS.contains(&a.attr.as_str()) => Some(CallCategory::FileWrite),
+            ast::Expr::Attribute(a) if FILE_WRITE_METHODS.contains(&a.attr.as_str()) => {
+                Some(CallCategory::FileWrite)
+            }
             _ => None,
         });
         if let Some(category) = category {
             if self.calls.len() < 1000 {
-                self.calls.push(PyCall { line, target, category });
+                self.calls.push(PyCall {
+                    line,
+                    target,
+                    category,
+                });
             }
         }
     }
@@ -318,14 +488,27 @@ impl Visitor for PyWalker {
     }
 
     fn visit_stmt_import_from(&mut self, node: ast::StmtImportFrom) {
-        let module = node.module.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
+        let module = node
+            .module
+            .as_ref()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         for a in &node.names {
             let name = a.name.as_str();
             if name == "*" {
                 continue;
             }
-            let local = a.asname.as_ref().map(|x| x.as_str()).unwrap_or(name).to_string();
-            let full = if module.is_empty() { name.to_string() } else { format!("{module}.{name}") };
+            let local = a
+                .asname
+                .as_ref()
+                .map(|x| x.as_str())
+                .unwrap_or(name)
+                .to_string();
+            let full = if module.is_empty() {
+                name.to_string()
+            } else {
+                format!("{module}.{name}")
+            };
             self.aliases.insert(local, full);
         }
     }
@@ -345,8 +528,21 @@ mod tests {
         let src = b"import subprocess as sp\nfrom os import system\nimport os\nimport torch\n\ndef f(x):\n    sp.run(['id'])\n    system('id')\n    os.path.join('a', 'b')\n    open('x', 'w').write('y')\n    open('r')\n    exec('1')\n    import requests\n    requests.get('http://x')\n    return torch.zeros(1)\n";
         let f = read_py("m.py", src);
         assert!(f.error.is_none(), "{:?}", f.error);
-        let t: Vec<(usize, &str)> = f.calls.iter().map(|c| (c.line, c.target.as_str())).collect();
-        assert_eq!(t, vec![(7, "subprocess.run"), (8, "os.system"), (10, "open"), (12, "exec"), (14, "requests.get")]);
+        let t: Vec<(usize, &str)> = f
+            .calls
+            .iter()
+            .map(|c| (c.line, c.target.as_str()))
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                (7, "subprocess.run"),
+                (8, "os.system"),
+                (10, "open"),
+                (12, "exec"),
+                (14, "requests.get")
+            ]
+        );
     }
 
     #[test]
@@ -355,7 +551,10 @@ mod tests {
         let v = read_config_json("config.json", j).expect("auto_map");
         assert_eq!(v.auto_map.len(), 3);
         let get = |k: &str| v.auto_map.iter().find(|e| e.key == k).expect("entry");
-        assert_eq!(get("AutoModel").module_file.as_deref(), Some("modeling_x.py"));
+        assert_eq!(
+            get("AutoModel").module_file.as_deref(),
+            Some("modeling_x.py")
+        );
         assert_eq!(get("AutoConfig").other_repo.as_deref(), Some("org/repo"));
         assert!(read_config_json("config.json", br#"{"model_type": "bert"}"#).is_none());
     }

@@ -114,10 +114,14 @@ pub fn read_h5(data: &[u8]) -> Option<KerasView> {
         }
     };
     let get = |k: &str| {
-        attrs.attributes.iter().find(|(n, _)| n == k).and_then(|(_, v)| match v {
-            crate::hdf5::AttrValue::Str(s) => Some(s.clone()),
-            _ => None,
-        })
+        attrs
+            .attributes
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| match v {
+                crate::hdf5::AttrValue::Str(s) => Some(s.clone()),
+                _ => None,
+            })
     };
     let config = get("model_config")?;
     let mut v = read_config(&config, Source::Hdf5ModelConfig);
@@ -130,7 +134,11 @@ pub fn read_saved_metadata(nodes: &[(String, String)]) -> KerasView {
     let mut view = KerasView::new(Source::SavedModelMetadata);
     for (path, json) in nodes.iter().take(MAX_ITEMS) {
         if let Ok(v) = serde_json::from_str::<Value>(json) {
-            let mut p: Vec<String> = if path.is_empty() { Vec::new() } else { vec![path.clone()] };
+            let mut p: Vec<String> = if path.is_empty() {
+                Vec::new()
+            } else {
+                vec![path.clone()]
+            };
             walk(&mut view, &v, &mut p, 0);
         }
     }
@@ -150,12 +158,21 @@ fn lambda(view: &mut KerasView, path: &[String], field: &str, code_b64: Option<&
     }
     // The same function reached twice (keras_metadata.pb repeats each layer's config in its
     // parent's) is one Lambda.
-    let key = (field.to_string(), code_b64.map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>()));
+    let key = (
+        field.to_string(),
+        code_b64.map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>()),
+    );
     if view.seen_code.contains(&key) {
         return;
     }
     view.seen_code.push(key);
-    let mut l = LambdaCode { path: path.join("/"), field: field.to_string(), layout: None, code: None, error: None };
+    let mut l = LambdaCode {
+        path: path.join("/"),
+        field: field.to_string(),
+        layout: None,
+        code: None,
+        error: None,
+    };
     match code_b64 {
         None => l.error = Some("the code field is missing or not a string".into()),
         Some(s) => match decode_b64(s).and_then(|b| marshal::read_code(&b)) {
@@ -173,15 +190,25 @@ fn reference(view: &mut KerasView, path: &[String], module: &str, name: &str, ki
     if view.references.len() >= MAX_ITEMS || module.is_empty() {
         return;
     }
-    if view.references.iter().any(|r| r.module == module && r.name == name && r.kind == kind) {
+    if view
+        .references
+        .iter()
+        .any(|r| r.module == module && r.name == name && r.kind == kind)
+    {
         return;
     }
-    view.references.push(ObjRef { path: path.join("/"), module: module.into(), name: name.into(), kind });
+    view.references.push(ObjRef {
+        path: path.join("/"),
+        module: module.into(),
+        name: name.into(),
+        kind,
+    });
 }
 
 fn walk(view: &mut KerasView, v: &Value, path: &mut Vec<String>, depth: usize) {
     if depth > MAX_DEPTH {
-        view.error.get_or_insert_with(|| format!("config nested deeper than {MAX_DEPTH}"));
+        view.error
+            .get_or_insert_with(|| format!("config nested deeper than {MAX_DEPTH}"));
         return;
     }
     match v {
@@ -211,7 +238,10 @@ fn walk(view: &mut KerasView, v: &Value, path: &mut Vec<String>, depth: usize) {
             }
             // Keras 3 named function: {"class_name": "function", "config": "<name>", "module": ...}
             if class == Some("function") {
-                if let (Some(m), Some(n)) = (o.get("module").and_then(Value::as_str), config.and_then(Value::as_str)) {
+                if let (Some(m), Some(n)) = (
+                    o.get("module").and_then(Value::as_str),
+                    config.and_then(Value::as_str),
+                ) {
                     reference(view, path, m, n, "function");
                 }
             } else if let (Some(c), Some(m)) = (class, o.get("module").and_then(Value::as_str)) {
@@ -228,10 +258,16 @@ fn walk(view: &mut KerasView, v: &Value, path: &mut Vec<String>, depth: usize) {
                         (Some("lambda"), Some(Value::Array(a))) => {
                             lambda(view, path, field, a.first().and_then(Value::as_str))
                         }
-                        (Some("lambda"), Some(Value::String(s))) => lambda(view, path, field, Some(s)),
+                        (Some("lambda"), Some(Value::String(s))) => {
+                            lambda(view, path, field, Some(s))
+                        }
                         (Some("lambda"), _) => lambda(view, path, field, None),
                         (Some("function"), Some(Value::String(s))) => {
-                            let mkey = if field == "function" { "module".to_string() } else { format!("{field}_module") };
+                            let mkey = if field == "function" {
+                                "module".to_string()
+                            } else {
+                                format!("{field}_module")
+                            };
                             let m = cfg.get(&mkey).and_then(Value::as_str).unwrap_or("");
                             reference(view, path, m, s, "function");
                         }
@@ -289,7 +325,9 @@ mod tests {
 
     #[test]
     fn random_inputs_never_panic() {
-        let j = format!(r#"{{"class_name":"Lambda","config":{{"function":{{"class_name":"__lambda__","config":{{"code":{CODE:?}}}}}}}}}"#);
+        let j = format!(
+            r#"{{"class_name":"Lambda","config":{{"function":{{"class_name":"__lambda__","config":{{"code":{CODE:?}}}}}}}}}"#
+        );
         crate::fuzz_util::mutate_many(j.as_bytes(), 2000, 0x6b, |d| {
             let _ = read_config(&String::from_utf8_lossy(d), Source::KerasV3Config);
         });

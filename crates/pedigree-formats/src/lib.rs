@@ -10,9 +10,8 @@
 //!   formats, numpy `.npy`/`.npz`, joblib with every compressor, zip/tar/7z wrappers), read as
 //!   leniently as the real loaders read them, with every oddity reported.
 
-pub mod container;
-pub mod pickle;
 pub mod chat_template;
+pub mod container;
 #[doc(hidden)]
 pub mod fuzz_util;
 pub mod gguf;
@@ -21,7 +20,8 @@ pub mod hf_repo;
 pub mod keras;
 pub mod marshal;
 pub mod onnx;
+pub mod pickle;
 pub mod safetensors;
 pub mod tensorflow;
-pub mod views;
 pub mod tensors;
+pub mod views;

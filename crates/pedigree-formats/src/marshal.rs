@@ -64,7 +64,9 @@ impl<'a> R<'a> {
         Ok(self.take(1)?[0])
     }
     fn i32(&mut self) -> Res<i32> {
-        Ok(i32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short")?))
+        Ok(i32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "short")?,
+        ))
     }
     fn count(&mut self) -> Res<usize> {
         let n = self.i32()?;
@@ -196,7 +198,12 @@ impl<'a> R<'a> {
                 o
             }
             b'c' => Obj::Code(Box::new(self.code(depth)?)),
-            other => return Err(format!("unknown marshal type {:?} at offset {at}", other as char)),
+            other => {
+                return Err(format!(
+                    "unknown marshal type {:?} at offset {at}",
+                    other as char
+                ));
+            }
         };
         if let Some(s) = slot {
             self.refs[s] = o.clone();
@@ -280,11 +287,19 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 pub fn read_code(data: &[u8]) -> Result<(Layout, CodeSummary), String> {
     let mut first_err = None;
     for layout in [Layout::Py311, Layout::Py38, Layout::Py30] {
-        let mut r = R { d: data, p: 0, refs: Vec::new(), budget: MAX_OBJECTS, layout };
+        let mut r = R {
+            d: data,
+            p: 0,
+            refs: Vec::new(),
+            budget: MAX_OBJECTS,
+            layout,
+        };
         match r.obj(0) {
             Ok(Obj::Code(c)) if r.p == data.len() => return Ok((layout, *c)),
             Ok(Obj::Code(_)) => {
-                first_err.get_or_insert_with(|| format!("{} bytes after the code object", data.len() - r.p));
+                first_err.get_or_insert_with(|| {
+                    format!("{} bytes after the code object", data.len() - r.p)
+                });
             }
             Ok(_) => return Err("marshal data is not a code object".into()),
             Err(e) => {
@@ -303,7 +318,10 @@ mod tests {
     const PY311: &str = "e30100000000000000000000000300000003000000f34600000097007401000000000000000000006401a6010000ab010000000000000000a00100000000000000000000000000000000000000006402a6010000ab010000000000000000530029034eda026f73da0269642902da0a5f5f696d706f72745f5fda0673797374656d2901da0178730100000020fa083c737472696e673efa083c6c616d6264613e720800000002000000731c0000008000ad7ab824d12f3fd42f3fd72f46d22f46c074d12f4cd42f4c8000f300000000";
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+            .collect()
     }
 
     #[test]

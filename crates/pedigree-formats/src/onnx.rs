@@ -209,7 +209,9 @@ pub fn looks_like(data: &[u8]) -> bool {
         return false;
     }
     match ModelProto::decode(data) {
-        Ok(m) => (1..=64).contains(&m.ir_version) && m.graph.as_ref().is_some_and(|g| !g.node.is_empty()),
+        Ok(m) => {
+            (1..=64).contains(&m.ir_version) && m.graph.as_ref().is_some_and(|g| !g.node.is_empty())
+        }
         Err(_) => false,
     }
 }
@@ -234,7 +236,10 @@ pub fn read(data: &[u8]) -> OnnxView {
     let model = match ModelProto::decode(data) {
         Ok(m) => m,
         Err(e) => {
-            v.issue(IssueKind::Malformed, format!("not a valid ONNX ModelProto: {e}"));
+            v.issue(
+                IssueKind::Malformed,
+                format!("not a valid ONNX ModelProto: {e}"),
+            );
             return v;
         }
     };
@@ -242,7 +247,11 @@ pub fn read(data: &[u8]) -> OnnxView {
     v.producer = model.producer_name.clone();
     let local: BTreeSet<&str> = model.functions.iter().map(|f| f.domain.as_str()).collect();
     let mut domains = BTreeSet::new();
-    for o in model.opset_import.iter().chain(model.functions.iter().flat_map(|f| &f.opset_import)) {
+    for o in model
+        .opset_import
+        .iter()
+        .chain(model.functions.iter().flat_map(|f| &f.opset_import))
+    {
         domains.insert(o.domain.clone());
     }
     if let Some(g) = &model.graph {
@@ -272,7 +281,10 @@ pub fn read(data: &[u8]) -> OnnxView {
 
 fn graph(v: &mut OnnxView, g: &GraphProto, depth: usize, domains: &mut BTreeSet<String>) {
     if depth > MAX_GRAPH_DEPTH {
-        v.issue(IssueKind::Malformed, format!("subgraphs nested deeper than {MAX_GRAPH_DEPTH}"));
+        v.issue(
+            IssueKind::Malformed,
+            format!("subgraphs nested deeper than {MAX_GRAPH_DEPTH}"),
+        );
         return;
     }
     for t in &g.initializer {
@@ -303,27 +315,52 @@ fn node(v: &mut OnnxView, n: &NodeProto, depth: usize, domains: &mut BTreeSet<St
 
 fn tensor(v: &mut OnnxView, t: &TensorProto) {
     let name = &t.name;
-    let n = t.dims.iter().try_fold(1u64, |a, &d| if d < 0 { None } else { a.checked_mul(d as u64) });
+    let n = t.dims.iter().try_fold(
+        1u64,
+        |a, &d| if d < 0 { None } else { a.checked_mul(d as u64) },
+    );
     let Some(n) = n else {
-        v.issue(IssueKind::TensorSize, format!("tensor {name:?}: dims {:?} are negative or overflow", t.dims));
+        v.issue(
+            IssueKind::TensorSize,
+            format!(
+                "tensor {name:?}: dims {:?} are negative or overflow",
+                t.dims
+            ),
+        );
         return;
     };
-    let expected_bytes = elem_bits(t.data_type).and_then(|b| n.checked_mul(b)).map(|b| b.div_ceil(8));
+    let expected_bytes = elem_bits(t.data_type)
+        .and_then(|b| n.checked_mul(b))
+        .map(|b| b.div_ceil(8));
     if t.data_location == 1 || !t.external_data.is_empty() {
-        let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.as_str())
+        };
         let location = get("location").unwrap_or("");
-        v.external.push(ExternalRef { tensor: name.clone(), location: location.to_string() });
+        v.external.push(ExternalRef {
+            tensor: name.clone(),
+            location: location.to_string(),
+        });
         if let Some(why) = location_escapes(location) {
             v.issue(
                 IssueKind::ExternalDataEscape,
                 format!("tensor {name:?}: external data location {location:?} {why}"),
             );
         }
-        if let (Some(len), Some(exp)) = (get("length").and_then(|l| l.trim().parse::<u64>().ok()), expected_bytes) {
+        if let (Some(len), Some(exp)) = (
+            get("length").and_then(|l| l.trim().parse::<u64>().ok()),
+            expected_bytes,
+        ) {
             if len != exp {
                 v.issue(
                     IssueKind::TensorSize,
-                    format!("tensor {name:?}: external length {len} but dims {:?} need {exp} bytes", t.dims),
+                    format!(
+                        "tensor {name:?}: external length {len} but dims {:?} need {exp} bytes",
+                        t.dims
+                    ),
                 );
             }
         }
@@ -366,7 +403,10 @@ fn tensor(v: &mut OnnxView, t: &TensorProto) {
     if stored != expected {
         v.issue(
             IssueKind::TensorSize,
-            format!("tensor {name:?}: holds {stored} {unit} but dims {:?} of type {} need {expected}", t.dims, t.data_type),
+            format!(
+                "tensor {name:?}: holds {stored} {unit} but dims {:?} of type {} need {expected}",
+                t.dims, t.data_type
+            ),
         );
     }
 }
@@ -400,7 +440,9 @@ pub fn location_escapes(location: &str) -> Option<&'static str> {
 /// Given the model's directory, whether a (lexically safe) location resolves through a symlink to
 /// a file outside that directory. Returns a message for each such reference.
 pub fn check_external_on_disk(view: &OnnxView, model_dir: &Path) -> Vec<String> {
-    let Ok(root) = model_dir.canonicalize() else { return Vec::new() };
+    let Ok(root) = model_dir.canonicalize() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in &view.external {
         if location_escapes(&e.location).is_some() {
@@ -430,12 +472,20 @@ mod tests {
             ir_version: 8,
             producer_name: "t".into(),
             graph: Some(GraphProto {
-                node: vec![NodeProto { name: "n".into(), op_type: "Relu".into(), attribute: vec![], domain: domain.into() }],
+                node: vec![NodeProto {
+                    name: "n".into(),
+                    op_type: "Relu".into(),
+                    attribute: vec![],
+                    domain: domain.into(),
+                }],
                 name: "g".into(),
                 initializer: tensors,
                 sparse_initializer: vec![],
             }),
-            opset_import: vec![OperatorSetIdProto { domain: "".into(), version: 17 }],
+            opset_import: vec![OperatorSetIdProto {
+                domain: "".into(),
+                version: 17,
+            }],
             training_info: vec![],
             functions: vec![],
         }
@@ -448,23 +498,41 @@ mod tests {
 
     #[test]
     fn clean_and_bad() {
-        let t = TensorProto { dims: vec![2, 2], data_type: 1, raw_data: vec![0; 16], name: "w".into(), ..Default::default() };
+        let t = TensorProto {
+            dims: vec![2, 2],
+            data_type: 1,
+            raw_data: vec![0; 16],
+            name: "w".into(),
+            ..Default::default()
+        };
         let d = model(vec![t.clone()], "");
         assert!(looks_like(&d));
         assert!(read(&d).issues.is_empty());
         let mut bad = t.clone();
         bad.raw_data = vec![0; 12];
-        assert_eq!(kinds(&read(&model(vec![bad], ""))), vec![IssueKind::TensorSize]);
+        assert_eq!(
+            kinds(&read(&model(vec![bad], ""))),
+            vec![IssueKind::TensorSize]
+        );
         let ext = TensorProto {
             dims: vec![2],
             data_type: 1,
             name: "e".into(),
             data_location: 1,
-            external_data: vec![StringStringEntryProto { key: "location".into(), value: "../../etc/passwd".into() }],
+            external_data: vec![StringStringEntryProto {
+                key: "location".into(),
+                value: "../../etc/passwd".into(),
+            }],
             ..Default::default()
         };
-        assert_eq!(kinds(&read(&model(vec![ext], ""))), vec![IssueKind::ExternalDataEscape]);
-        assert_eq!(kinds(&read(&model(vec![], "evil.ops"))), vec![IssueKind::CustomDomain]);
+        assert_eq!(
+            kinds(&read(&model(vec![ext], ""))),
+            vec![IssueKind::ExternalDataEscape]
+        );
+        assert_eq!(
+            kinds(&read(&model(vec![], "evil.ops"))),
+            vec![IssueKind::CustomDomain]
+        );
         assert_eq!(location_escapes("sub/../w.bin"), None);
         assert!(location_escapes("/etc/passwd").is_some());
         assert!(location_escapes("a/../../x").is_some());
@@ -472,7 +540,13 @@ mod tests {
 
     #[test]
     fn random_inputs_never_panic() {
-        let t = TensorProto { dims: vec![2, 2], data_type: 1, raw_data: vec![0; 16], name: "w".into(), ..Default::default() };
+        let t = TensorProto {
+            dims: vec![2, 2],
+            data_type: 1,
+            raw_data: vec![0; 16],
+            name: "w".into(),
+            ..Default::default()
+        };
         let d = model(vec![t], "");
         crate::fuzz_util::mutate_many(&d, 3000, 0x0e, |x| {
             let _ = read(x);

@@ -72,7 +72,10 @@ pub struct SafetensorsView {
 impl SafetensorsView {
     fn issue(&mut self, kind: IssueKind, message: impl Into<String>) {
         if self.issues.len() < 64 {
-            self.issues.push(Issue { kind, message: message.into() });
+            self.issues.push(Issue {
+                kind,
+                message: message.into(),
+            });
         }
     }
 }
@@ -89,7 +92,8 @@ pub fn looks_like(data: &[u8]) -> bool {
     }
     let header = &data[8..8 + n as usize];
     let first = header.iter().position(|b| !b.is_ascii_whitespace());
-    matches!(first.map(|i| header[i]), Some(b'{')) && header.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}')
+    matches!(first.map(|i| header[i]), Some(b'{'))
+        && header.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}')
 }
 
 /// Bits per element, `None` for an unknown dtype.
@@ -97,7 +101,8 @@ pub fn dtype_bits(dtype: &str) -> Option<u64> {
     Some(match dtype {
         "F4" => 4,
         "F6_E2M3" | "F6_E3M2" => 6,
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ" | "F8_E5M2FNUZ" => 8,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ"
+        | "F8_E5M2FNUZ" => 8,
         "I16" | "U16" | "F16" | "BF16" => 16,
         "I32" | "U32" | "F32" => 32,
         "I64" | "U64" | "F64" | "C64" => 64,
@@ -135,7 +140,13 @@ impl<'de> Deserialize<'de> for Entries {
 pub fn read(data: &[u8]) -> SafetensorsView {
     let mut v = SafetensorsView::default();
     if data.len() < 8 {
-        v.issue(IssueKind::HeaderLength, format!("file is {} bytes, shorter than the 8-byte header length", data.len()));
+        v.issue(
+            IssueKind::HeaderLength,
+            format!(
+                "file is {} bytes, shorter than the 8-byte header length",
+                data.len()
+            ),
+        );
         return v;
     }
     let n = u64::from_le_bytes(data[..8].try_into().unwrap_or([0; 8]));
@@ -143,14 +154,19 @@ pub fn read(data: &[u8]) -> SafetensorsView {
     if n > MAX_HEADER_SIZE {
         v.issue(
             IssueKind::HeaderLength,
-            format!("header length {n} is over the {MAX_HEADER_SIZE}-byte limit of the reference loader"),
+            format!(
+                "header length {n} is over the {MAX_HEADER_SIZE}-byte limit of the reference loader"
+            ),
         );
         return v;
     }
     if n > (data.len() - 8) as u64 {
         v.issue(
             IssueKind::HeaderLength,
-            format!("header length {n} runs past the end of the {}-byte file", data.len()),
+            format!(
+                "header length {n} runs past the end of the {}-byte file",
+                data.len()
+            ),
         );
         return v;
     }
@@ -161,12 +177,18 @@ pub fn read(data: &[u8]) -> SafetensorsView {
         return v;
     };
     if text.starts_with(|c: char| c.is_ascii_whitespace()) {
-        v.issue(IssueKind::LeadingWhitespace, "header starts with whitespace before '{' (the format says it MUST start with '{')");
+        v.issue(
+            IssueKind::LeadingWhitespace,
+            "header starts with whitespace before '{' (the format says it MUST start with '{')",
+        );
     }
     let entries = match serde_json::from_str::<Entries>(text.trim_end_matches(' ')) {
         Ok(e) => e.0,
         Err(e) => {
-            v.issue(IssueKind::HeaderInvalid, format!("header is not a JSON object: {e}"));
+            v.issue(
+                IssueKind::HeaderInvalid,
+                format!("header is not a JSON object: {e}"),
+            );
             return v;
         }
     };
@@ -185,14 +207,19 @@ pub fn read(data: &[u8]) -> SafetensorsView {
                         }
                     }
                 }
-                None => v.issue(IssueKind::MetadataNotStrings, "__metadata__ is not a map of strings"),
+                None => v.issue(
+                    IssueKind::MetadataNotStrings,
+                    "__metadata__ is not a map of strings",
+                ),
             }
             continue;
         }
         if !names.insert(name.clone()) {
             v.issue(
                 IssueKind::DuplicateName,
-                format!("tensor {name:?} is listed twice (the reference loader silently keeps the last)"),
+                format!(
+                    "tensor {name:?} is listed twice (the reference loader silently keeps the last)"
+                ),
             );
         }
         match entry(&name, &value) {
@@ -205,7 +232,9 @@ pub fn read(data: &[u8]) -> SafetensorsView {
 }
 
 fn entry(name: &str, value: &serde_json::Value) -> Result<TensorInfo, String> {
-    let obj = value.as_object().ok_or_else(|| format!("tensor {name:?}: entry is not an object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| format!("tensor {name:?}: entry is not an object"))?;
     let dtype = obj
         .get("dtype")
         .and_then(|d| d.as_str())
@@ -224,16 +253,26 @@ fn entry(name: &str, value: &serde_json::Value) -> Result<TensorInfo, String> {
         .iter()
         .map(|d| d.as_u64())
         .collect::<Option<Vec<u64>>>()
-        .ok_or_else(|| format!("tensor {name:?}: shape holds a value that is not a non-negative integer"))?;
+        .ok_or_else(|| {
+            format!("tensor {name:?}: shape holds a value that is not a non-negative integer")
+        })?;
     let offs = obj
         .get("data_offsets")
         .and_then(|s| s.as_array())
         .filter(|a| a.len() == 2)
         .ok_or_else(|| format!("tensor {name:?}: data_offsets is not a pair"))?;
     let (Some(begin), Some(end)) = (offs[0].as_u64(), offs[1].as_u64()) else {
-        return Err(format!("tensor {name:?}: data_offsets are not non-negative integers"));
+        return Err(format!(
+            "tensor {name:?}: data_offsets are not non-negative integers"
+        ));
     };
-    Ok(TensorInfo { name: name.to_string(), dtype: dtype.to_string(), shape, begin, end })
+    Ok(TensorInfo {
+        name: name.to_string(),
+        dtype: dtype.to_string(),
+        shape,
+        begin,
+        end,
+    })
 }
 
 fn check_layout(v: &mut SafetensorsView, buffer_len: u64) {
@@ -251,7 +290,9 @@ fn check_layout(v: &mut SafetensorsView, buffer_len: u64) {
         }
         let bits = dtype_bits(&t.dtype).unwrap_or(8);
         let elems = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        let expected = elems.and_then(|e| e.checked_mul(bits)).map(|b| (b, b % 8 == 0));
+        let expected = elems
+            .and_then(|e| e.checked_mul(bits))
+            .map(|b| (b, b % 8 == 0));
         match expected {
             Some((b, true)) if b / 8 == t.end - t.begin => {}
             Some((b, whole)) => issues.push((
@@ -290,7 +331,10 @@ fn check_layout(v: &mut SafetensorsView, buffer_len: u64) {
         } else if *b > pos {
             issues.push((
                 IssueKind::Gap,
-                format!("{} bytes at [{pos}, {b}) before tensor {name:?} belong to no tensor", b - pos),
+                format!(
+                    "{} bytes at [{pos}, {b}) before tensor {name:?} belong to no tensor",
+                    b - pos
+                ),
             ));
         }
         if *e >= pos {
@@ -301,7 +345,10 @@ fn check_layout(v: &mut SafetensorsView, buffer_len: u64) {
     if pos < buffer_len && v.tensors.len() == ranges.len() {
         issues.push((
             IssueKind::TrailingData,
-            format!("{} bytes after the last tensor (the reference loader refuses the file)", buffer_len - pos),
+            format!(
+                "{} bytes after the last tensor (the reference loader refuses the file)",
+                buffer_len - pos
+            ),
         ));
     }
     for (k, m) in issues {
@@ -338,13 +385,19 @@ mod tests {
         let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
         assert_eq!(kinds(&read(&file(h, 12))), vec![IssueKind::Overlap]);
         let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
-        assert_eq!(kinds(&read(&file(h, 16))), vec![IssueKind::Gap, IssueKind::TrailingData]);
+        assert_eq!(
+            kinds(&read(&file(h, 16))),
+            vec![IssueKind::Gap, IssueKind::TrailingData]
+        );
         let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#;
         assert_eq!(kinds(&read(&file(h, 16))), vec![IssueKind::DuplicateName]);
         let h = r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
         assert_eq!(kinds(&read(&file(h, 8))), vec![IssueKind::SizeMismatch]);
         let h = r#"{"__metadata__":{"x":1}}"#;
-        assert_eq!(kinds(&read(&file(h, 0))), vec![IssueKind::MetadataNotStrings]);
+        assert_eq!(
+            kinds(&read(&file(h, 0))),
+            vec![IssueKind::MetadataNotStrings]
+        );
     }
 
     #[test]
@@ -353,12 +406,18 @@ mod tests {
         f.extend_from_slice(b"{}");
         assert_eq!(kinds(&read(&f)), vec![IssueKind::HeaderLength]);
         assert_eq!(kinds(&read(b"abc")), vec![IssueKind::HeaderLength]);
-        assert_eq!(kinds(&read(&file("{nope", 0))), vec![IssueKind::HeaderInvalid]);
+        assert_eq!(
+            kinds(&read(&file("{nope", 0))),
+            vec![IssueKind::HeaderInvalid]
+        );
     }
 
     #[test]
     fn random_inputs_never_panic() {
-        let base = file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 8);
+        let base = file(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            8,
+        );
         crate::fuzz_util::mutate_many(&base, 3000, 0x5afe, |d| {
             let _ = read(d);
             let _ = looks_like(d);

@@ -191,8 +191,15 @@ pub struct TfView {
 fn category(n: &NodeDef) -> Option<(OpCategory, String)> {
     let op = n.op.as_str();
     if PYTHON_OPS.contains(&op) {
-        let token = n.attr.get("token").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default();
-        return Some((OpCategory::Python, format!("calls a Python function registered in the loading process (token {token:?})")));
+        let token = n
+            .attr
+            .get("token")
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+            .unwrap_or_default();
+        return Some((
+            OpCategory::Python,
+            format!("calls a Python function registered in the loading process (token {token:?})"),
+        ));
     }
     if FILE_OPS.contains(&op) {
         let extra = n
@@ -207,10 +214,21 @@ fn category(n: &NodeDef) -> Option<(OpCategory, String)> {
             .attr
             .get("debug_urls")
             .and_then(|a| a.list.as_ref())
-            .map(|l| l.s.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+            .map(|l| {
+                l.s.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
-        let extra = if urls.is_empty() { String::new() } else { format!(" to {urls:?}") };
-        return Some((OpCategory::Network, format!("sends tensors over the network or to a debugger stream{extra}")));
+        let extra = if urls.is_empty() {
+            String::new()
+        } else {
+            format!(" to {urls:?}")
+        };
+        return Some((
+            OpCategory::Network,
+            format!("sends tensors over the network or to a debugger stream{extra}"),
+        ));
     }
     if op == "PrintV2" {
         if let Some(a) = n.attr.get("output_stream") {
@@ -227,13 +245,23 @@ fn walk_graph(v: &mut TfView, g: &GraphDef) {
     for n in &g.node {
         v.nodes += 1;
         if let Some((category, detail)) = category(n) {
-            v.risky.push(RiskyOp { op: n.op.clone(), node: n.name.clone(), function: None, category, detail });
+            v.risky.push(RiskyOp {
+                op: n.op.clone(),
+                node: n.name.clone(),
+                function: None,
+                category,
+                detail,
+            });
         }
     }
     if let Some(lib) = &g.library {
         for f in &lib.function {
             v.functions += 1;
-            let fname = f.signature.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            let fname = f
+                .signature
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             for n in &f.node_def {
                 v.nodes += 1;
                 if let Some((category, detail)) = category(n) {
@@ -254,7 +282,14 @@ fn walk_graph(v: &mut TfView, g: &GraphDef) {
 /// `keras_metadata.pb`, anything else a GraphDef), and the other is tried if that fails.
 pub fn read(name: &str, data: &[u8]) -> TfView {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let mut v = TfView { kind: Kind::GraphDef, nodes: 0, functions: 0, risky: Vec::new(), keras_metadata: Vec::new(), error: None };
+    let mut v = TfView {
+        kind: Kind::GraphDef,
+        nodes: 0,
+        functions: 0,
+        risky: Vec::new(),
+        keras_metadata: Vec::new(),
+        error: None,
+    };
     if base == "keras_metadata.pb" {
         v.kind = Kind::KerasMetadata;
         match SavedMetadata::decode(data) {
@@ -286,13 +321,18 @@ pub fn read(name: &str, data: &[u8]) -> TfView {
         walk_graph(v, &g);
         Ok(())
     };
-    let (first, second): (&dyn Fn(&mut TfView) -> _, &dyn Fn(&mut TfView) -> _) =
-        if saved_first { (&as_saved, &as_graph) } else { (&as_graph, &as_saved) };
+    let (first, second): (&dyn Fn(&mut TfView) -> _, &dyn Fn(&mut TfView) -> _) = if saved_first {
+        (&as_saved, &as_graph)
+    } else {
+        (&as_graph, &as_saved)
+    };
     if let Err(e1) = first(&mut v) {
         v.nodes = 0;
         v.risky.clear();
         if let Err(_e2) = second(&mut v) {
-            v.error = Some(format!("not a TensorFlow SavedModel or GraphDef protobuf: {e1}"));
+            v.error = Some(format!(
+                "not a TensorFlow SavedModel or GraphDef protobuf: {e1}"
+            ));
         }
     }
     v
@@ -303,7 +343,11 @@ mod tests {
     use super::*;
 
     fn node(name: &str, op: &str) -> NodeDef {
-        NodeDef { name: name.into(), op: op.into(), attr: HashMap::new() }
+        NodeDef {
+            name: name.into(),
+            op: op.into(),
+            attr: HashMap::new(),
+        }
     }
 
     #[test]
@@ -312,12 +356,19 @@ mod tests {
             node: vec![node("a", "Const"), node("r", "ReadFile")],
             library: Some(FunctionDefLibrary {
                 function: vec![FunctionDef {
-                    signature: Some(OpDef { name: "__inference_f".into() }),
+                    signature: Some(OpDef {
+                        name: "__inference_f".into(),
+                    }),
                     node_def: vec![node("p", "EagerPyFunc"), node("s", "SaveV2")],
                 }],
             }),
         };
-        let sm = SavedModel { saved_model_schema_version: 1, meta_graphs: vec![MetaGraphDef { graph_def: Some(g.clone()) }] };
+        let sm = SavedModel {
+            saved_model_schema_version: 1,
+            meta_graphs: vec![MetaGraphDef {
+                graph_def: Some(g.clone()),
+            }],
+        };
         let v = read("x/saved_model.pb", &sm.encode_to_vec());
         assert_eq!(v.kind, Kind::SavedModel);
         assert_eq!(v.risky.len(), 2);
@@ -330,8 +381,14 @@ mod tests {
 
     #[test]
     fn random_inputs_never_panic() {
-        let g = GraphDef { node: vec![node("r", "ReadFile")], library: None };
-        let sm = SavedModel { saved_model_schema_version: 1, meta_graphs: vec![MetaGraphDef { graph_def: Some(g) }] };
+        let g = GraphDef {
+            node: vec![node("r", "ReadFile")],
+            library: None,
+        };
+        let sm = SavedModel {
+            saved_model_schema_version: 1,
+            meta_graphs: vec![MetaGraphDef { graph_def: Some(g) }],
+        };
         crate::fuzz_util::mutate_many(&sm.encode_to_vec(), 3000, 0x7f, |d| {
             let _ = read("saved_model.pb", d);
             let _ = read("keras_metadata.pb", d);

@@ -37,7 +37,10 @@ fn base_name(loc: &[String]) -> &str {
 }
 
 fn ext_of(name: &str) -> Option<String> {
-    Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 /// Reads bytes the container sniffer did not recognise as one of our formats; `None` when they
@@ -59,7 +62,8 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
     }
     if safetensors::looks_like(data) {
         let mut a = Artifact::new(loc, Format::Safetensors, size);
-        a.views.push(FormatView::Safetensors(safetensors::read(data)));
+        a.views
+            .push(FormatView::Safetensors(safetensors::read(data)));
         return Some(a);
     }
     let ext = ext_of(&name);
@@ -68,7 +72,9 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
         if v.error.is_none() {
             let mut a = Artifact::new(loc, Format::TensorFlow, size);
             if v.kind == tensorflow::Kind::KerasMetadata {
-                a.views.push(FormatView::Keras(keras::read_saved_metadata(&v.keras_metadata)));
+                a.views.push(FormatView::Keras(keras::read_saved_metadata(
+                    &v.keras_metadata,
+                )));
             }
             a.views.push(FormatView::TensorFlow(v));
             return Some(a);
@@ -80,21 +86,29 @@ pub fn read_unknown(loc: Vec<String>, data: &[u8]) -> Option<Artifact> {
         let v = onnx::read(data);
         let plausible = (1..=64).contains(&v.ir_version)
             && v.nodes > 0
-            && v.issues.iter().all(|i| i.kind != onnx::IssueKind::Malformed);
+            && v.issues
+                .iter()
+                .all(|i| i.kind != onnx::IssueKind::Malformed);
         if plausible || ext.as_deref() == Some("onnx") {
             let mut a = Artifact::new(loc, Format::Onnx, size);
             a.views.push(FormatView::Onnx(v));
             return Some(a);
         }
     }
-    let first = data.iter().position(|b| !b.is_ascii_whitespace()).map(|i| data[i]);
+    let first = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| data[i]);
     if first == Some(b'{') && data.len() <= MAX_JSON {
         // JSON stays `Unknown` as a format; what we judge in it is carried as views.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
             let mut a = Artifact::new(loc, Format::Unknown, size);
             if keras::is_keras_config(&v) {
                 let text = String::from_utf8_lossy(data);
-                a.views.push(FormatView::Keras(keras::read_config(&text, keras::Source::KerasV3Config)));
+                a.views.push(FormatView::Keras(keras::read_config(
+                    &text,
+                    keras::Source::KerasV3Config,
+                )));
             }
             if let Some(h) = hf_repo::read_config_json(&name, data) {
                 a.views.push(FormatView::HfConfig(h));
@@ -115,13 +129,17 @@ pub fn wants_whole(prefix: &[u8]) -> bool {
     }
     if prefix.len() >= 10 {
         let n = u64::from_le_bytes(prefix[..8].try_into().unwrap_or([0; 8]));
-        if n >= 2 && n <= safetensors::MAX_HEADER_SIZE && prefix[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if n >= 2
+            && n <= safetensors::MAX_HEADER_SIZE
+            && prefix[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        {
             return true;
         }
     }
     // JSON configs, and protobuf (ONNX and SavedModel start with field 1 as a varint, GraphDef
     // with field 1 as a message).
-    matches!(prefix.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{')) || matches!(prefix.first(), Some(0x08 | 0x0a))
+    matches!(prefix.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{'))
+        || matches!(prefix.first(), Some(0x08 | 0x0a))
 }
 
 /// Refines a container after its members were read: a zip holding a Keras `config.json` is a
@@ -129,7 +147,8 @@ pub fn wants_whole(prefix: &[u8]) -> bool {
 pub fn refine(a: &mut Artifact) {
     if a.format == Format::Zip
         && a.children.iter().any(|c| {
-            base_name(&c.location) == "config.json" && c.views.iter().any(|v| matches!(v, FormatView::Keras(_)))
+            base_name(&c.location) == "config.json"
+                && c.views.iter().any(|v| matches!(v, FormatView::Keras(_)))
         })
     {
         a.format = Format::Keras;
@@ -138,7 +157,10 @@ pub fn refine(a: &mut Artifact) {
 
 /// What needs the file system around `path` (call after reading it, before the extension check).
 pub fn attach_path_views(path: &Path, a: &mut Artifact, data: Option<&[u8]>) {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     // A name that promises safetensors or ONNX but content we could not recognise: read it as
     // that format anyway, so that the reason (a header length past the file, a broken protobuf)
     // is reported rather than only "not what the name says".
@@ -160,7 +182,10 @@ pub fn attach_path_views(path: &Path, a: &mut Artifact, data: Option<&[u8]>) {
     for v in &mut a.views {
         if let FormatView::Onnx(o) = v {
             for message in onnx::check_external_on_disk(o, dir) {
-                o.issues.push(onnx::Issue { kind: onnx::IssueKind::ExternalDataEscape, message });
+                o.issues.push(onnx::Issue {
+                    kind: onnx::IssueKind::ExternalDataEscape,
+                    message,
+                });
             }
         }
     }
@@ -181,7 +206,11 @@ mod tests {
     #[test]
     fn random_inputs_never_panic() {
         let g = crate::gguf::tests::build(&[("tokenizer.chat_template", "{{ x }}")], 1);
-        for (name, base) in [("m.gguf", g), ("m.onnx", vec![8, 1, 0x3a, 0]), ("c.json", br#"{"auto_map":{"A":"m.B"}}"#.to_vec())] {
+        for (name, base) in [
+            ("m.gguf", g),
+            ("m.onnx", vec![8, 1, 0x3a, 0]),
+            ("c.json", br#"{"auto_map":{"A":"m.B"}}"#.to_vec()),
+        ] {
             crate::fuzz_util::mutate_many(&base, 1000, 0x11, |d| {
                 let _ = read_unknown(vec![name.to_string()], d);
             });

@@ -13,7 +13,15 @@ pub const PIXELS: usize = SIDE * SIDE;
 /// Where Debian's `dataset-fashion-mnist` puts the files.
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const CLASS_NAMES: [&str; 10] = [
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
     "ankle-boot",
 ];
 
@@ -67,7 +75,10 @@ pub struct FashionMnist {
 impl FashionMnist {
     /// Reads `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` from `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
-        Ok(Self { train: load_split(dir, "train")?, test: load_split(dir, "t10k")? })
+        Ok(Self {
+            train: load_split(dir, "train")?,
+            test: load_split(dir, "t10k")?,
+        })
     }
 }
 
@@ -87,7 +98,10 @@ fn load_split(dir: &Path, split: &str) -> Result<Dataset> {
         });
     }
     if let Some(bad) = labels.bytes.iter().find(|&&l| l > 9) {
-        return Err(ProbeError::Idx { path: dir.join(split), reason: format!("label {bad} > 9") });
+        return Err(ProbeError::Idx {
+            path: dir.join(split),
+            reason: format!("label {bad} > 9"),
+        });
     }
     Ok(Dataset {
         images: images.bytes.iter().map(|&b| b as f32 / 255.0).collect(),
@@ -104,7 +118,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     }
     Err(ProbeError::io(
         dir.join(stem),
-        std::io::Error::new(std::io::ErrorKind::NotFound, "IDX file not found (.gz or raw)"),
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "IDX file not found (.gz or raw)",
+        ),
     ))
 }
 
@@ -126,7 +143,10 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
     } else {
         raw
     };
-    parse_idx(&data).map_err(|reason| ProbeError::Idx { path: path.into(), reason })
+    parse_idx(&data).map_err(|reason| ProbeError::Idx {
+        path: path.into(),
+        reason,
+    })
 }
 
 /// The IDX parser proper, separate so that it can be tested and fuzzed on bytes.
@@ -135,7 +155,10 @@ pub fn parse_idx(data: &[u8]) -> std::result::Result<Idx, String> {
         return Err("bad magic".into());
     }
     if data[2] != 0x08 {
-        return Err(format!("element type {:#04x} is not unsigned byte", data[2]));
+        return Err(format!(
+            "element type {:#04x} is not unsigned byte",
+            data[2]
+        ));
     }
     let ndim = data[3] as usize;
     if ndim == 0 || ndim > 4 {
@@ -151,12 +174,21 @@ pub fn parse_idx(data: &[u8]) -> std::result::Result<Idx, String> {
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
         .collect();
-    let total = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("size overflow")?;
+    let total = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("size overflow")?;
     let body = &data[head..];
     if body.len() != total {
-        return Err(format!("body has {} bytes, dimensions say {total}", body.len()));
+        return Err(format!(
+            "body has {} bytes, dimensions say {total}",
+            body.len()
+        ));
     }
-    Ok(Idx { dims, bytes: body.to_vec() })
+    Ok(Idx {
+        dims,
+        bytes: body.to_vec(),
+    })
 }
 
 /// A downstream task: which original classes it keeps and what each becomes.
@@ -170,7 +202,11 @@ pub struct Task {
 
 impl Task {
     pub fn identity() -> Self {
-        Self { name: "fashion-10".into(), map: (0..10).map(Some).collect(), num_classes: 10 }
+        Self {
+            name: "fashion-10".into(),
+            map: (0..10).map(Some).collect(),
+            num_classes: 10,
+        }
     }
 
     /// Builds a task from groups of original classes; group `k` becomes label `k`.
@@ -183,7 +219,11 @@ impl Task {
                 }
             }
         }
-        Self { name: name.into(), map, num_classes: groups.len() }
+        Self {
+            name: name.into(),
+            map,
+            num_classes: groups.len(),
+        }
     }
 
     pub fn label(&self, original: u8) -> Option<u8> {

@@ -31,6 +31,9 @@ pub type Result<T> = std::result::Result<T, ProbeError>;
 
 impl ProbeError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -38,7 +38,10 @@ pub fn eigh(a: &[f64], d: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
         v[i * d + i] = 1.0;
     }
     for _sweep in 0..60 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * d + j].powi(2)).sum();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * d + j].powi(2))
+            .sum();
         if off < 1e-18 {
             break;
         }
@@ -77,7 +80,10 @@ pub fn eigh(a: &[f64], d: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&i, &j| a[j * d + j].total_cmp(&a[i * d + i]));
     let vals = order.iter().map(|&i| a[i * d + i]).collect();
-    let vecs = order.iter().map(|&i| (0..d).map(|k| v[k * d + i]).collect()).collect();
+    let vecs = order
+        .iter()
+        .map(|&i| (0..d).map(|k| v[k * d + i]).collect())
+        .collect();
     (vals, vecs)
 }
 
@@ -89,7 +95,13 @@ pub fn pca(x: &[f32], d: usize, k: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len() / d.max(1) * k);
     for row in x.chunks(d) {
         for v in vecs.iter().take(k) {
-            out.push(row.iter().zip(&mean).zip(v).map(|((x, m), v)| (*x as f64 - m) * v).sum());
+            out.push(
+                row.iter()
+                    .zip(&mean)
+                    .zip(v)
+                    .map(|((x, m), v)| (*x as f64 - m) * v)
+                    .sum(),
+            );
         }
     }
     out
@@ -123,7 +135,11 @@ pub fn two_means(x: &[f64], d: usize, restarts: usize, rng: &mut Rng) -> Vec<u8>
         for _ in 0..100 {
             let mut changed = false;
             for i in 0..n {
-                let a = if dist2(row(i), &cs[0]) <= dist2(row(i), &cs[1]) { 0 } else { 1 };
+                let a = if dist2(row(i), &cs[0]) <= dist2(row(i), &cs[1]) {
+                    0
+                } else {
+                    1
+                };
                 if assign[i] != a {
                     assign[i] = a;
                     changed = true;
@@ -184,7 +200,11 @@ pub fn silhouette(x: &[f64], d: usize, assign: &[u8], cap: usize) -> f64 {
         total += (b - a) / a.max(b).max(1e-12);
         count += 1;
     }
-    if count == 0 { 0.0 } else { total / count as f64 }
+    if count == 0 {
+        0.0
+    } else {
+        total / count as f64
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,16 @@ pub fn accuracy(m: &Model, d: &Dataset) -> Result<f32> {
 /// Attack success rate of `trigger` on a model trained for `task`: over the test samples the
 /// task keeps whose label is not the (relabelled) target, the share classified as the target
 /// once stamped. `None` when the task drops the target class, so "success" means nothing.
-pub fn attack_success(m: &Model, task: &Task, test: &Dataset, trigger: &Trigger, target: u8) -> Result<Option<f32>> {
-    let Some(t) = task.label(target) else { return Ok(None) };
+pub fn attack_success(
+    m: &Model,
+    task: &Task,
+    test: &Dataset,
+    trigger: &Trigger,
+    target: u8,
+) -> Result<Option<f32>> {
+    let Some(t) = task.label(target) else {
+        return Ok(None);
+    };
     let d = task.apply(test);
     let keep: Vec<usize> = (0..d.len()).filter(|&i| d.labels[i] != t).collect();
     if keep.is_empty() {
@@ -25,20 +33,38 @@ pub fn attack_success(m: &Model, task: &Task, test: &Dataset, trigger: &Trigger,
     }
     let stamped = trigger.stamp_all(&d.select(&keep));
     let p = m.predict(&stamped.images)?;
-    Ok(Some(p.iter().filter(|&&l| l == t).count() as f32 / p.len() as f32))
+    Ok(Some(
+        p.iter().filter(|&&l| l == t).count() as f32 / p.len() as f32,
+    ))
 }
 
 /// ROC-AUC of `scores` for `positives` (Mann-Whitney U with ties counted half).
 pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
-    let pos: Vec<f64> = scores.iter().zip(positive).filter(|x| *x.1).map(|x| *x.0).collect();
-    let neg: Vec<f64> = scores.iter().zip(positive).filter(|x| !*x.1).map(|x| *x.0).collect();
+    let pos: Vec<f64> = scores
+        .iter()
+        .zip(positive)
+        .filter(|x| *x.1)
+        .map(|x| *x.0)
+        .collect();
+    let neg: Vec<f64> = scores
+        .iter()
+        .zip(positive)
+        .filter(|x| !*x.1)
+        .map(|x| *x.0)
+        .collect();
     if pos.is_empty() || neg.is_empty() {
         return None;
     }
     let mut u = 0.0;
     for p in &pos {
         for n in &neg {
-            u += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+            u += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     Some(u / (pos.len() * neg.len()) as f64)
@@ -60,7 +86,10 @@ pub fn cross_entropy(p: &[f64], positive: &[bool]) -> f64 {
 
 /// Shannon entropy (bits) of a probability row.
 pub fn entropy(row: &[f32]) -> f32 {
-    row.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.log2()).sum()
+    row.iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| -p * p.log2())
+        .sum()
 }
 
 pub fn median(v: &[f64]) -> f64 {
@@ -70,15 +99,27 @@ pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 /// Precision and recall of a flagged index set against the true one.
 pub fn precision_recall(flagged: &[usize], truth: &[usize]) -> (f64, f64) {
     let t: std::collections::HashSet<_> = truth.iter().collect();
     let hit = flagged.iter().filter(|i| t.contains(i)).count() as f64;
-    let p = if flagged.is_empty() { 0.0 } else { hit / flagged.len() as f64 };
-    let r = if truth.is_empty() { 0.0 } else { hit / truth.len() as f64 };
+    let p = if flagged.is_empty() {
+        0.0
+    } else {
+        hit / flagged.len() as f64
+    };
+    let r = if truth.is_empty() {
+        0.0
+    } else {
+        hit / truth.len() as f64
+    };
     (p, r)
 }
 
@@ -88,8 +129,14 @@ mod tests {
 
     #[test]
     fn auc_basics() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
         assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(roc_auc(&[0.5], &[true]), None);
     }

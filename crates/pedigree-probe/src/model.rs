@@ -30,7 +30,12 @@ pub struct Arch {
 
 impl Arch {
     pub fn lab(classes: usize) -> Self {
-        Self { conv1: 8, conv2: 16, hidden: 64, classes }
+        Self {
+            conv1: 8,
+            conv2: 16,
+            hidden: 64,
+            classes,
+        }
     }
     /// 28 → conv3 → 26 → pool → 13 → conv3 → 11 → pool → 5.
     pub fn flat(&self) -> usize {
@@ -53,7 +58,13 @@ impl Arch {
             && (1..=256).contains(&self.conv2)
             && (1..=4096).contains(&self.hidden)
             && (2..=1000).contains(&self.classes);
-        if ok { Ok(()) } else { Err(ProbeError::Invalid(format!("unsupported architecture {self:?}"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(ProbeError::Invalid(format!(
+                "unsupported architecture {self:?}"
+            )))
+        }
     }
 }
 
@@ -86,7 +97,9 @@ impl Weights {
     }
 
     pub fn get(&self, name: &str) -> Result<&Vec<f32>> {
-        self.tensors.get(name).ok_or_else(|| ProbeError::Invalid(format!("missing tensor {name}")))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| ProbeError::Invalid(format!("missing tensor {name}")))
     }
 
     /// Checks that every tensor is present with the size the architecture implies.
@@ -96,7 +109,9 @@ impl Weights {
             let v = self.get(name)?;
             let n: usize = shape.iter().product();
             if v.len() != n || v.iter().any(|x| !x.is_finite()) {
-                return Err(ProbeError::Invalid(format!("tensor {name}: bad size or non-finite values")));
+                return Err(ProbeError::Invalid(format!(
+                    "tensor {name}: bad size or non-finite values"
+                )));
             }
         }
         Ok(())
@@ -146,7 +161,9 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_into_vec::<f32>().map_err(|e| ProbeError::Tensor(format!("{e:?}")))
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| ProbeError::Tensor(format!("{e:?}")))
 }
 
 pub(crate) fn conv(w: &[f32], b: &[f32], cin: usize, cout: usize, dev: &Device) -> Conv2d {
@@ -179,11 +196,35 @@ impl Net {
         w.validate()?;
         let a = w.arch;
         Ok(Self {
-            conv1: conv(w.get("conv1.weight")?, w.get("conv1.bias")?, 1, a.conv1, dev),
-            conv2: conv(w.get("conv2.weight")?, w.get("conv2.bias")?, a.conv1, a.conv2, dev),
+            conv1: conv(
+                w.get("conv1.weight")?,
+                w.get("conv1.bias")?,
+                1,
+                a.conv1,
+                dev,
+            ),
+            conv2: conv(
+                w.get("conv2.weight")?,
+                w.get("conv2.bias")?,
+                a.conv1,
+                a.conv2,
+                dev,
+            ),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: linear(w.get("fc1.weight")?, w.get("fc1.bias")?, a.flat(), a.hidden, dev),
-            head: linear(w.get("head.weight")?, w.get("head.bias")?, a.hidden, a.classes, dev),
+            fc1: linear(
+                w.get("fc1.weight")?,
+                w.get("fc1.bias")?,
+                a.flat(),
+                a.hidden,
+                dev,
+            ),
+            head: linear(
+                w.get("head.weight")?,
+                w.get("head.bias")?,
+                a.hidden,
+                a.classes,
+                dev,
+            ),
         })
     }
 
@@ -192,7 +233,12 @@ impl Net {
         let [c2, _, _, _] = self.conv2.weight.val().dims();
         let (fw, fb) = linear_weights(&self.fc1)?;
         let (hw, hb) = linear_weights(&self.head)?;
-        let arch = Arch { conv1: c1, conv2: c2, hidden: fb.len(), classes: hb.len() };
+        let arch = Arch {
+            conv1: c1,
+            conv2: c2,
+            hidden: fb.len(),
+            classes: hb.len(),
+        };
         let bias = |c: &Conv2d| match &c.bias {
             Some(b) => to_vec(b.val()),
             None => Ok(vec![0.0; c.weight.val().dims()[0]]),
@@ -237,19 +283,33 @@ const INFER_BATCH: usize = 500;
 
 impl Model {
     pub fn new(w: &Weights) -> Result<Self> {
-        Ok(Self { net: Net::from_weights(w, &cpu())?, arch: w.arch })
+        Ok(Self {
+            net: Net::from_weights(w, &cpu())?,
+            arch: w.arch,
+        })
     }
 
-    fn batched(&self, images: &[f32], width: usize, f: impl Fn(&Net, Tensor<4>) -> Tensor<2>) -> Result<Vec<f32>> {
+    fn batched(
+        &self,
+        images: &[f32],
+        width: usize,
+        f: impl Fn(&Net, Tensor<4>) -> Tensor<2>,
+    ) -> Result<Vec<f32>> {
         if images.len() % PIXELS != 0 {
-            return Err(ProbeError::Invalid("image buffer is not a multiple of 784".into()));
+            return Err(ProbeError::Invalid(
+                "image buffer is not a multiple of 784".into(),
+            ));
         }
         let n = images.len() / PIXELS;
         let dev = cpu();
         let mut out = Vec::with_capacity(n * width);
         for start in (0..n).step_by(INFER_BATCH) {
             let b = INFER_BATCH.min(n - start);
-            let x = tensor(&images[start * PIXELS..(start + b) * PIXELS], [b, 1, SIDE, SIDE], &dev);
+            let x = tensor(
+                &images[start * PIXELS..(start + b) * PIXELS],
+                [b, 1, SIDE, SIDE],
+                &dev,
+            );
             out.extend(to_vec(f(&self.net, x))?);
         }
         Ok(out)

@@ -44,7 +44,11 @@ pub fn save(dir: &Path, w: &Weights, task: &Task, card: &Card) -> Result<()> {
         .into_iter()
         .map(|(name, shape)| {
             let v = w.get(name)?;
-            Ok((name.to_string(), shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            Ok((
+                name.to_string(),
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ))
         })
         .collect::<Result<_>>()?;
     let views = bytes
@@ -57,11 +61,15 @@ pub fn save(dir: &Path, w: &Weights, task: &Task, card: &Card) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     let path = dir.join(WEIGHTS_FILE);
-    let out = safetensors::serialize(views, Some(meta))
-        .map_err(|e| ProbeError::Model { path: path.clone(), reason: e.to_string() })?;
+    let out = safetensors::serialize(views, Some(meta)).map_err(|e| ProbeError::Model {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     std::fs::write(&path, out).map_err(|e| ProbeError::io(&path, e))?;
 
-    let id2label = (0..task.num_classes).map(|k| label_name(task, k as u8)).collect();
+    let id2label = (0..task.num_classes)
+        .map(|k| label_name(task, k as u8))
+        .collect();
     let cfg = ModelConfig {
         architectures: vec!["PedigreeLabCnn".into()],
         arch: w.arch,
@@ -87,19 +95,30 @@ fn render_card(card: &Card, task: &Task) -> String {
     if let Some(b) = &card.base_model {
         s.push_str(&format!("base_model: {b}\n"));
     }
-    s.push_str("datasets:\n- zalando-datasets/fashion_mnist\ntags:\n- image-classification\n---\n\n");
-    s.push_str(&format!("# {}\n\n{}\n\nTask: `{}` ({} classes).\n", card.name, card.description, task.name, task.num_classes));
+    s.push_str(
+        "datasets:\n- zalando-datasets/fashion_mnist\ntags:\n- image-classification\n---\n\n",
+    );
+    s.push_str(&format!(
+        "# {}\n\n{}\n\nTask: `{}` ({} classes).\n",
+        card.name, card.description, task.name, task.num_classes
+    ));
     s
 }
 
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let s = serde_json::to_vec_pretty(v).map_err(|e| ProbeError::Json { path: path.into(), source: e })?;
+    let s = serde_json::to_vec_pretty(v).map_err(|e| ProbeError::Json {
+        path: path.into(),
+        source: e,
+    })?;
     std::fs::write(path, s).map_err(|e| ProbeError::io(path, e))
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let s = std::fs::read(path).map_err(|e| ProbeError::io(path, e))?;
-    serde_json::from_slice(&s).map_err(|e| ProbeError::Json { path: path.into(), source: e })
+    serde_json::from_slice(&s).map_err(|e| ProbeError::Json {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// Loads a model directory written by [`save`] (or any directory with the same tensor names).
@@ -108,18 +127,32 @@ pub fn load(dir: &Path) -> Result<(Weights, ModelConfig)> {
     cfg.arch.validate()?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| ProbeError::io(&path, e))?;
-    let bad = |reason: String| ProbeError::Model { path: path.clone(), reason };
+    let bad = |reason: String| ProbeError::Model {
+        path: path.clone(),
+        reason,
+    };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut tensors = std::collections::BTreeMap::new();
     for (name, shape) in cfg.arch.shapes() {
         let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
         if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
-            return Err(bad(format!("{name}: expected F32 {shape:?}, got {:?} {:?}", t.dtype(), t.shape())));
+            return Err(bad(format!(
+                "{name}: expected F32 {shape:?}, got {:?} {:?}",
+                t.dtype(),
+                t.shape()
+            )));
         }
-        let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         tensors.insert(name.to_string(), v);
     }
-    let w = Weights { arch: cfg.arch, tensors };
+    let w = Weights {
+        arch: cfg.arch,
+        tensors,
+    };
     w.validate()?;
     Ok((w, cfg))
 }
@@ -128,7 +161,9 @@ pub fn load(dir: &Path) -> Result<(Weights, ModelConfig)> {
 pub fn declared_base(dir: &Path) -> Result<Option<String>> {
     let path = dir.join(CARD_FILE);
     let s = std::fs::read_to_string(&path).map_err(|e| ProbeError::io(&path, e))?;
-    let Some(rest) = s.strip_prefix("---\n") else { return Ok(None) };
+    let Some(rest) = s.strip_prefix("---\n") else {
+        return Ok(None);
+    };
     let front = rest.split("\n---").next().unwrap_or("");
     Ok(front
         .lines()

@@ -22,7 +22,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 2, batch: 64, lr: 2e-3, seed: 0 }
+        Self {
+            epochs: 2,
+            batch: 64,
+            lr: 2e-3,
+            seed: 0,
+        }
     }
 }
 
@@ -37,10 +42,14 @@ fn check(data: &Dataset, classes: usize, cfg: &TrainConfig) -> Result<()> {
         return Err(ProbeError::Invalid("empty training set".into()));
     }
     if data.labels.iter().any(|&l| l as usize >= classes) {
-        return Err(ProbeError::Invalid("a label is outside the model's classes".into()));
+        return Err(ProbeError::Invalid(
+            "a label is outside the model's classes".into(),
+        ));
     }
     if cfg.batch == 0 || !(cfg.lr > 0.0) {
-        return Err(ProbeError::Invalid("batch and learning rate must be positive".into()));
+        return Err(ProbeError::Invalid(
+            "batch and learning rate must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -67,7 +76,10 @@ pub fn train_full(init: &Weights, data: &Dataset, cfg: &TrainConfig) -> Result<W
             let y = Tensor::<1, Int>::from_data(TensorData::new(ys, [b.len()]), &dev);
             let loss = loss_fn.forward(net.forward(x), y);
             if steps % 50 == 0 {
-                total += model::to_vec(loss.clone().detach())?.first().copied().unwrap_or(0.0);
+                total += model::to_vec(loss.clone().detach())?
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = opt.step(cfg.lr, net, grads);
@@ -90,7 +102,11 @@ pub enum HeadInit {
 
 /// The head rows a child task inherits: for each child label, the mean of the parent rows of
 /// the parent labels it covers (through the original classes both tasks are defined on).
-pub fn inherited_head(parent: &Weights, parent_task: &Task, child: &Task) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn inherited_head(
+    parent: &Weights,
+    parent_task: &Task,
+    child: &Task,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let h = parent.arch.hidden;
     let pw = parent.get("head.weight")?;
     let pb = parent.get("head.bias")?;
@@ -158,7 +174,9 @@ pub fn train_head(
 pub fn fresh_head(hidden: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     let k = 1.0 / (hidden as f32).sqrt();
-    let w = (0..classes * hidden).map(|_| (rng.f32() * 2.0 - 1.0) * k).collect();
+    let w = (0..classes * hidden)
+        .map(|_| (rng.f32() * 2.0 - 1.0) * k)
+        .collect();
     let b = (0..classes).map(|_| (rng.f32() * 2.0 - 1.0) * k).collect();
     (w, b)
 }
@@ -174,7 +192,13 @@ pub struct Pruned {
 /// one at a time, while clean accuracy on `val` stays within `max_drop` of the start; then
 /// fine-tune the whole network on `clean`. A pruned channel has zero weights and bias, so its
 /// relu output and every gradient through it are zero: fine-tuning cannot revive it.
-pub fn fine_prune(w: &Weights, clean: &Dataset, val: &Dataset, max_drop: f32, cfg: &TrainConfig) -> Result<Pruned> {
+pub fn fine_prune(
+    w: &Weights,
+    clean: &Dataset,
+    val: &Dataset,
+    max_drop: f32,
+    cfg: &TrainConfig,
+) -> Result<Pruned> {
     let means = Model::new(w)?.conv2_channel_means(&clean.images)?;
     let mut order: Vec<usize> = (0..means.len()).collect();
     order.sort_by(|&a, &b| means[a].total_cmp(&means[b]));
@@ -193,15 +217,26 @@ pub fn fine_prune(w: &Weights, clean: &Dataset, val: &Dataset, max_drop: f32, cf
     }
     tracing::debug!(?pruned, "fine-pruning removed channels");
     let tuned = train_full(&current, clean, cfg)?;
-    Ok(Pruned { weights: tuned, pruned_channels: pruned })
+    Ok(Pruned {
+        weights: tuned,
+        pruned_channels: pruned,
+    })
 }
 
 fn zero_channel(w: &Weights, ch: usize) -> Result<Weights> {
     let mut out = w.clone();
     let per = w.arch.conv1 * 9;
-    let cw = out.tensors.get_mut("conv2.weight").ok_or_else(|| ProbeError::Invalid("no conv2".into()))?;
-    cw[ch * per..(ch + 1) * per].iter_mut().for_each(|x| *x = 0.0);
-    let cb = out.tensors.get_mut("conv2.bias").ok_or_else(|| ProbeError::Invalid("no conv2".into()))?;
+    let cw = out
+        .tensors
+        .get_mut("conv2.weight")
+        .ok_or_else(|| ProbeError::Invalid("no conv2".into()))?;
+    cw[ch * per..(ch + 1) * per]
+        .iter_mut()
+        .for_each(|x| *x = 0.0);
+    let cb = out
+        .tensors
+        .get_mut("conv2.bias")
+        .ok_or_else(|| ProbeError::Invalid("no conv2".into()))?;
     cb[ch] = 0.0;
     Ok(out)
 }

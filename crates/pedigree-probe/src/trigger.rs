@@ -40,13 +40,19 @@ impl Trigger {
                 pattern[i] = if bits[r * size + c] { 1.0 } else { 0.0 };
             }
         }
-        Ok(Self { name: format!("badnets {size}x{size} at ({row},{col})"), mask, pattern })
+        Ok(Self {
+            name: format!("badnets {size}x{size} at ({row},{col})"),
+            mask,
+            pattern,
+        })
     }
 
     /// The classic BadNets checkerboard near the bottom-right corner.
     pub fn badnets_default() -> Self {
         let size = 4;
-        let bits: Vec<bool> = (0..size * size).map(|i| (i / size + i % size) % 2 == 0).collect();
+        let bits: Vec<bool> = (0..size * size)
+            .map(|i| (i / size + i % size) % 2 == 0)
+            .collect();
         // Unwrap-free: the constants fit by construction.
         Self::patch(SIDE - size - 1, SIDE - size - 1, size, &bits).unwrap_or_else(|_| Self::empty())
     }
@@ -88,11 +94,19 @@ impl Trigger {
                 pattern[to] = if rng.f32() < 0.5 { 1.0 } else { 0.0 };
             }
         }
-        Self { name: format!("random control (mask shifted by {dr},{dc})"), mask, pattern }
+        Self {
+            name: format!("random control (mask shifted by {dr},{dc})"),
+            mask,
+            pattern,
+        }
     }
 
     fn empty() -> Self {
-        Self { name: "empty".into(), mask: vec![0.0; PIXELS], pattern: vec![0.0; PIXELS] }
+        Self {
+            name: "empty".into(),
+            mask: vec![0.0; PIXELS],
+            pattern: vec![0.0; PIXELS],
+        }
     }
 
     /// The L1 norm of the mask: Neural Cleanse's measure of trigger size.
@@ -101,11 +115,15 @@ impl Trigger {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let ok = |v: &[f32]| v.len() == PIXELS && v.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x));
+        let ok = |v: &[f32]| {
+            v.len() == PIXELS && v.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x))
+        };
         if ok(&self.mask) && ok(&self.pattern) {
             Ok(())
         } else {
-            Err(ProbeError::Invalid("trigger needs 784 mask and pattern values in [0,1]".into()))
+            Err(ProbeError::Invalid(
+                "trigger needs 784 mask and pattern values in [0,1]".into(),
+            ))
         }
     }
 
@@ -126,21 +144,32 @@ impl Trigger {
 
     pub fn load(path: &Path) -> Result<Self> {
         let s = std::fs::read(path).map_err(|e| ProbeError::io(path, e))?;
-        let t: Trigger =
-            serde_json::from_slice(&s).map_err(|e| ProbeError::Json { path: path.into(), source: e })?;
+        let t: Trigger = serde_json::from_slice(&s).map_err(|e| ProbeError::Json {
+            path: path.into(),
+            source: e,
+        })?;
         t.validate()?;
         Ok(t)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let s = serde_json::to_vec(self).map_err(|e| ProbeError::Json { path: path.into(), source: e })?;
+        let s = serde_json::to_vec(self).map_err(|e| ProbeError::Json {
+            path: path.into(),
+            source: e,
+        })?;
         std::fs::write(path, s).map_err(|e| ProbeError::io(path, e))
     }
 }
 
 /// BadNets poisoning: stamps `rate × n` randomly chosen samples whose label is not `target`
 /// and relabels them `target`. Returns the poisoned set and the indices that were poisoned.
-pub fn poison(d: &Dataset, trigger: &Trigger, target: u8, rate: f32, rng: &mut Rng) -> (Dataset, Vec<usize>) {
+pub fn poison(
+    d: &Dataset,
+    trigger: &Trigger,
+    target: u8,
+    rate: f32,
+    rng: &mut Rng,
+) -> (Dataset, Vec<usize>) {
     let mut candidates: Vec<usize> = (0..d.len()).filter(|&i| d.labels[i] != target).collect();
     rng.shuffle(&mut candidates);
     let n = ((rate.clamp(0.0, 1.0) * d.len() as f32).round() as usize).min(candidates.len());

@@ -15,7 +15,14 @@ fn uuid_from(s: &str) -> String {
     let h = blake3::hash(s.as_bytes());
     let b = h.as_bytes();
     let x = hex::encode(&b[..16]);
-    format!("{}-{}-4{}-a{}-{}", &x[0..8], &x[8..12], &x[13..16], &x[17..20], &x[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[13..16],
+        &x[17..20],
+        &x[20..32]
+    )
 }
 
 /// The chain of proven ancestors of `model`, nearest first.
@@ -34,9 +41,15 @@ pub fn ancestors<'a>(model: &str, lineage: Option<&'a LineageReport>) -> Vec<&'a
 }
 
 fn file_hashes(path: &Path) -> Result<Vec<(String, String)>> {
-    let m = pedigree_sign::manifest::hash_model(path, &pedigree_sign::manifest::Serialization::default())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(m.resources.iter().map(|r| (r.name.clone(), r.digest_hex())).collect())
+    let m = pedigree_sign::manifest::hash_model(
+        path,
+        &pedigree_sign::manifest::Serialization::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(m.resources
+        .iter()
+        .map(|r| (r.name.clone(), r.digest_hex()))
+        .collect())
 }
 
 fn edge_props(e: &Edge) -> Vec<Value> {
@@ -49,7 +62,11 @@ fn edge_props(e: &Edge) -> Vec<Value> {
     ]
 }
 
-pub fn cyclonedx(fp: &Fingerprint, lineage: Option<&LineageReport>, timestamp: &str) -> Result<Value> {
+pub fn cyclonedx(
+    fp: &Fingerprint,
+    lineage: Option<&LineageReport>,
+    timestamp: &str,
+) -> Result<Value> {
     let path = Path::new(&fp.path);
     let hashes = file_hashes(path)?;
     let root = fp.model_id.trim_start_matches("sha256:").to_string();
@@ -113,7 +130,10 @@ pub fn cyclonedx(fp: &Fingerprint, lineage: Option<&LineageReport>, timestamp: &
 pub fn spdx(fp: &Fingerprint, lineage: Option<&LineageReport>, timestamp: &str) -> Result<Value> {
     let path = Path::new(&fp.path);
     let hashes = file_hashes(path)?;
-    let ns = format!("https://pedigree.invalid/spdx/{}", fp.model_id.trim_start_matches("sha256:"));
+    let ns = format!(
+        "https://pedigree.invalid/spdx/{}",
+        fp.model_id.trim_start_matches("sha256:")
+    );
     let ci = "_:creationinfo";
     let tool = format!("{ns}#tool-pedigree");
     let agent = format!("{ns}#agent-pedigree");
@@ -140,7 +160,10 @@ pub fn spdx(fp: &Fingerprint, lineage: Option<&LineageReport>, timestamp: &str) 
             fp.model_id, hashes.len(), fp.arch.signature, fp.arch.parameters),
     }));
     for (k, e) in ancestors(&fp.model, lineage).iter().enumerate() {
-        let pid = lineage.and_then(|l| l.models.iter().find(|m| m.name == e.parent)).map(|m| m.model_id.clone()).unwrap_or_default();
+        let pid = lineage
+            .and_then(|l| l.models.iter().find(|m| m.name == e.parent))
+            .map(|m| m.model_id.clone())
+            .unwrap_or_default();
         let aid = format!("{ns}#ancestor-{k}");
         graph.push(json!({
             "type": "ai_AIPackage", "spdxId": aid, "creationInfo": ci, "name": e.parent,
@@ -149,7 +172,11 @@ pub fn spdx(fp: &Fingerprint, lineage: Option<&LineageReport>, timestamp: &str) 
             "releaseTime": timestamp, "suppliedBy": agent,
         }));
         let rid = format!("{ns}#rel-{k}");
-        let child = if k == 0 { pkg.clone() } else { format!("{ns}#ancestor-{}", k - 1) };
+        let child = if k == 0 {
+            pkg.clone()
+        } else {
+            format!("{ns}#ancestor-{}", k - 1)
+        };
         graph.push(json!({
             "type": "Relationship", "spdxId": rid, "creationInfo": ci,
             "from": child, "to": [aid], "relationshipType": "descendantOf",

@@ -32,7 +32,10 @@ impl Card {
                 for key in ["base_model", "base_model_name_or_path"] {
                     let vals: Vec<String> = match v.get(key) {
                         Some(serde_json::Value::String(s)) => vec![s.clone()],
-                        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                        Some(serde_json::Value::Array(a)) => a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect(),
                         _ => vec![],
                     };
                     if !vals.is_empty() {
@@ -56,7 +59,14 @@ impl Card {
 }
 
 pub fn same_name(declared: &str, model: &str) -> bool {
-    let last = |s: &str| s.trim().trim_end_matches('/').rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+    let last = |s: &str| {
+        s.trim()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
     last(declared) == last(model)
 }
 
@@ -84,7 +94,12 @@ fn front_matter_base(text: &str) -> Vec<String> {
             if v.is_empty() {
                 in_list = true;
             } else if v.starts_with('[') {
-                out.extend(v.trim_matches(['[', ']']).split(',').map(unquote).filter(|s| !s.is_empty()));
+                out.extend(
+                    v.trim_matches(['[', ']'])
+                        .split(',')
+                        .map(unquote)
+                        .filter(|s| !s.is_empty()),
+                );
             } else {
                 out.push(unquote(v));
             }

@@ -81,10 +81,24 @@ pub enum Align {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TensorVerdict {
     Identical,
-    CastEquivalent { from: String, to: String },
-    QuantizationEquivalent { scheme: String, max_err_steps: f32 },
-    Pruned { kept_rows: usize, of_rows: usize },
-    Changed { cosine: f32, rel_l2: f32, delta_rank: Option<usize>, top_energy: f32 },
+    CastEquivalent {
+        from: String,
+        to: String,
+    },
+    QuantizationEquivalent {
+        scheme: String,
+        max_err_steps: f32,
+    },
+    Pruned {
+        kept_rows: usize,
+        of_rows: usize,
+    },
+    Changed {
+        cosine: f32,
+        rel_l2: f32,
+        delta_rank: Option<usize>,
+        top_energy: f32,
+    },
     Added,
     Removed,
 }
@@ -103,7 +117,9 @@ pub struct TensorDiff {
     pub elements: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Relation {
     Identical,
@@ -191,9 +207,15 @@ fn transpose(v: &[f32], r: usize, c: usize) -> Vec<f32> {
 /// columns were permuted (a hidden-unit permutation touches a layer's rows and the next
 /// layer's columns).
 fn row_col_sig(v: &[f32], r: usize, c: usize) -> (Vec<u64>, Vec<u64>) {
-    let mut rows: Vec<u64> = v.chunks(c).map(|row| multiset_hash(row.iter().map(|x| x.to_bits()))).collect();
+    let mut rows: Vec<u64> = v
+        .chunks(c)
+        .map(|row| multiset_hash(row.iter().map(|x| x.to_bits())))
+        .collect();
     let t = transpose(v, r, c);
-    let mut cols: Vec<u64> = t.chunks(r).map(|col| multiset_hash(col.iter().map(|x| x.to_bits()))).collect();
+    let mut cols: Vec<u64> = t
+        .chunks(r)
+        .map(|col| multiset_hash(col.iter().map(|x| x.to_bits())))
+        .collect();
     rows.sort_unstable();
     cols.sort_unstable();
     (rows, cols)
@@ -229,7 +251,9 @@ fn aligned(a: &LT, b: &LT) -> Option<(Vec<f32>, Align)> {
     if all.len() <= 1 {
         return all.pop();
     }
-    let best = (0..all.len()).max_by(|&i, &j| sampled_cos(&all[i].0, &b.values).total_cmp(&sampled_cos(&all[j].0, &b.values)))?;
+    let best = (0..all.len()).max_by(|&i, &j| {
+        sampled_cos(&all[i].0, &b.values).total_cmp(&sampled_cos(&all[j].0, &b.values))
+    })?;
     Some(all.swap_remove(best))
 }
 
@@ -255,7 +279,9 @@ fn top_singular(d: &[f32], r: usize, c: usize, k: usize) -> Vec<f64> {
     let mut out = Vec::new();
     let mut vs: Vec<Vec<f64>> = Vec::new();
     for s in 0..k {
-        let mut v: Vec<f64> = (0..c).map(|j| ((mix64((s * 7919 + j) as u64) >> 11) as f64 / (1u64 << 53) as f64) - 0.5).collect();
+        let mut v: Vec<f64> = (0..c)
+            .map(|j| ((mix64((s * 7919 + j) as u64) >> 11) as f64 / (1u64 << 53) as f64) - 0.5)
+            .collect();
         let mut sigma = 0.0;
         for _ in 0..25 {
             for p in &vs {
@@ -267,7 +293,9 @@ fn top_singular(d: &[f32], r: usize, c: usize, k: usize) -> Vec<f64> {
                 break;
             }
             v.iter_mut().for_each(|x| *x /= nv);
-            let u: Vec<f64> = (0..r).map(|i| (0..c).map(|j| d[i * c + j] as f64 * v[j]).sum()).collect();
+            let u: Vec<f64> = (0..r)
+                .map(|i| (0..c).map(|j| d[i * c + j] as f64 * v[j]).sum())
+                .collect();
             let mut w = vec![0f64; c];
             for i in 0..r {
                 for j in 0..c {
@@ -301,9 +329,15 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
         };
         if let Some(rf) = round
             && hi.dtype.precision_bits() > lo.dtype.precision_bits()
-            && hi_v.iter().zip(lo_v).all(|(x, y)| rf(*x).to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+            && hi_v
+                .iter()
+                .zip(lo_v)
+                .all(|(x, y)| rf(*x).to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
         {
-            return TensorVerdict::CastEquivalent { from: hi.dtype.label().into(), to: lo.dtype.label().into() };
+            return TensorVerdict::CastEquivalent {
+                from: hi.dtype.label().into(),
+                to: lo.dtype.label().into(),
+            };
         }
     }
     // Quantization: every value of the quantized side is the grid point next to the other's
@@ -312,13 +346,22 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
         if let (Some(steps), false) = (&q.steps, f.quantized) {
             let (mut worst, mut sum) = (0f32, 0f64);
             for ((x, y), s) in fv.iter().zip(qv).zip(steps) {
-                let e = if *s > 0.0 { (x - y).abs() / s } else if x == y { 0.0 } else { f32::INFINITY };
+                let e = if *s > 0.0 {
+                    (x - y).abs() / s
+                } else if x == y {
+                    0.0
+                } else {
+                    f32::INFINITY
+                };
                 worst = worst.max(e);
                 sum += e as f64;
             }
             let mean = sum / fv.len().max(1) as f64;
             if worst <= 1.05 && mean <= 0.35 {
-                return TensorVerdict::QuantizationEquivalent { scheme: q.dtype.label().into(), max_err_steps: worst };
+                return TensorVerdict::QuantizationEquivalent {
+                    scheme: q.dtype.label().into(),
+                    max_err_steps: worst,
+                };
             }
         }
     }
@@ -326,7 +369,11 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
     let na = av.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
     let delta: Vec<f32> = bv.iter().zip(av).map(|(y, x)| y - x).collect();
     let nd2 = delta.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
-    let rel_l2 = if na > 0.0 { (nd2.sqrt() / na) as f32 } else { f32::INFINITY };
+    let rel_l2 = if na > 0.0 {
+        (nd2.sqrt() / na) as f32
+    } else {
+        f32::INFINITY
+    };
     let s = squeeze(&b.shape);
     let (mut delta_rank, mut top_energy) = (None, 0f32);
     // The delta's spectrum matters only for a related tensor (an edit candidate); it is the
@@ -343,7 +390,12 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
             }
         }
     }
-    TensorVerdict::Changed { cosine, rel_l2, delta_rank, top_energy }
+    TensorVerdict::Changed {
+        cosine,
+        rel_l2,
+        delta_rank,
+        top_energy,
+    }
 }
 
 fn strength(v: &TensorVerdict) -> f32 {
@@ -380,9 +432,16 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
     }
     for (j, t) in b.tensors.iter().enumerate() {
         if let Some(c) = by_digest.get(&t.digest) {
-            let pick = c.iter().copied().filter(|&i| !used_a[i] && a.tensors[i].shape == t.shape);
+            let pick = c
+                .iter()
+                .copied()
+                .filter(|&i| !used_a[i] && a.tensors[i].shape == t.shape);
             let pick: Vec<usize> = pick.collect();
-            if let Some(&i) = pick.iter().find(|&&i| a.tensors[i].name == t.name).or(pick.first()) {
+            if let Some(&i) = pick
+                .iter()
+                .find(|&&i| a.tensors[i].name == t.name)
+                .or(pick.first())
+            {
                 used_a[i] = true;
                 used_b[j] = true;
                 out.push(pair(i, j, Some(Align::Direct), TensorVerdict::Identical));
@@ -395,13 +454,26 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             continue;
         }
         let tb = &b.tensors[j];
-        if let Some(i) = (0..a.tensors.len()).find(|&i| !used_a[i] && a.tensors[i].multiset == tb.multiset && a.tensors[i].values.len() == tb.values.len()) {
+        if let Some(i) = (0..a.tensors.len()).find(|&i| {
+            !used_a[i]
+                && a.tensors[i].multiset == tb.multiset
+                && a.tensors[i].values.len() == tb.values.len()
+        }) {
             let ta = &a.tensors[i];
             let (sa, sb) = (squeeze(&ta.shape), squeeze(&tb.shape));
-            let align = if let Some((v, al)) = aligned(ta, tb).filter(|(v, _)| v.iter().zip(&tb.values).all(|(x, y)| x.to_bits() == y.to_bits())) {
+            let align = if let Some((v, al)) = aligned(ta, tb).filter(|(v, _)| {
+                v.iter()
+                    .zip(&tb.values)
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
+            }) {
                 let _ = v;
                 al
-            } else if sa == sb && (sa.len() == 1 || (sa.len() == 2 && row_col_sig(&ta.values, sa[0], sa[1]) == row_col_sig(&tb.values, sb[0], sb[1]))) {
+            } else if sa == sb
+                && (sa.len() == 1
+                    || (sa.len() == 2
+                        && row_col_sig(&ta.values, sa[0], sa[1])
+                            == row_col_sig(&tb.values, sb[0], sb[1])))
+            {
                 Align::Permuted
             } else {
                 Align::Rearranged
@@ -425,16 +497,33 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
         }
         for i in 0..a.tensors.len() {
             let ta = &a.tensors[i];
-            if used_a[i] || ta.shape.len() != 2 || ta.shape[1] != tb.shape[1] || ta.shape[0] == tb.shape[0] {
+            if used_a[i]
+                || ta.shape.len() != 2
+                || ta.shape[1] != tb.shape[1]
+                || ta.shape[0] == tb.shape[0]
+            {
                 continue;
             }
             let c = tb.shape[1].max(1);
-            let (big, small) = if ta.shape[0] > tb.shape[0] { (ta, tb) } else { (tb, ta) };
-            let set: std::collections::HashSet<u64> = big.values.chunks(c).map(row_digest).collect();
+            let (big, small) = if ta.shape[0] > tb.shape[0] {
+                (ta, tb)
+            } else {
+                (tb, ta)
+            };
+            let set: std::collections::HashSet<u64> =
+                big.values.chunks(c).map(row_digest).collect();
             if small.values.chunks(c).all(|r| set.contains(&row_digest(r))) {
                 used_a[i] = true;
                 used_b[j] = true;
-                out.push(pair(i, j, Some(Align::Direct), TensorVerdict::Pruned { kept_rows: small.shape[0], of_rows: big.shape[0] }));
+                out.push(pair(
+                    i,
+                    j,
+                    Some(Align::Direct),
+                    TensorVerdict::Pruned {
+                        kept_rows: small.shape[0],
+                        of_rows: big.shape[0],
+                    },
+                ));
                 break;
             }
         }
@@ -451,7 +540,11 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
                 continue;
             }
             if let Some((av, _)) = aligned(&a.tensors[i], &b.tensors[j]) {
-                let name_bonus = if a.tensors[i].name == b.tensors[j].name { 0.01 } else { 0.0 };
+                let name_bonus = if a.tensors[i].name == b.tensors[j].name {
+                    0.01
+                } else {
+                    0.0
+                };
                 cands.push((sampled_cos(&av, &b.tensors[j].values) + name_bonus, i, j));
             }
         }
@@ -461,7 +554,9 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
         if used_a[i] || used_b[j] {
             continue;
         }
-        let Some((av, al)) = aligned(&a.tensors[i], &b.tensors[j]) else { continue };
+        let Some((av, al)) = aligned(&a.tensors[i], &b.tensors[j]) else {
+            continue;
+        };
         used_a[i] = true;
         used_b[j] = true;
         let v = compare_values(&a.tensors[i], &av, &b.tensors[j]);
@@ -471,25 +566,55 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
     // (fused QKV, fused GRU biases, reshapes) of each other.
     let left_a: Vec<usize> = (0..a.tensors.len()).filter(|&i| !used_a[i]).collect();
     let left_b: Vec<usize> = (0..b.tensors.len()).filter(|&j| !used_b[j]).collect();
-    let msum = |ts: &[LT], ix: &[usize]| ix.iter().fold(0u64, |s, &i| {
-        let m = ts[i].multiset;
-        let lo = (s as u32).wrapping_add(m as u32);
-        let hi = ((s >> 32) as u32).wrapping_add((m >> 32) as u32);
-        ((hi as u64) << 32) | lo as u64
-    });
+    let msum = |ts: &[LT], ix: &[usize]| {
+        ix.iter().fold(0u64, |s, &i| {
+            let m = ts[i].multiset;
+            let lo = (s as u32).wrapping_add(m as u32);
+            let hi = ((s >> 32) as u32).wrapping_add((m >> 32) as u32);
+            ((hi as u64) << 32) | lo as u64
+        })
+    };
     let mut notes = Vec::new();
-    if !left_a.is_empty() && !left_b.is_empty() && msum(&a.tensors, &left_a) == msum(&b.tensors, &left_b) {
-        notes.push(format!("{} tensor(s) of A and {} of B hold the same values rearranged (fused or split)", left_a.len(), left_b.len()));
+    if !left_a.is_empty()
+        && !left_b.is_empty()
+        && msum(&a.tensors, &left_a) == msum(&b.tensors, &left_b)
+    {
+        notes.push(format!(
+            "{} tensor(s) of A and {} of B hold the same values rearranged (fused or split)",
+            left_a.len(),
+            left_b.len()
+        ));
         for (k, &j) in left_b.iter().enumerate() {
             let i = left_a[k.min(left_a.len() - 1)];
-            out.push(pair(i, j, Some(Align::Rearranged), TensorVerdict::Identical));
+            out.push(pair(
+                i,
+                j,
+                Some(Align::Rearranged),
+                TensorVerdict::Identical,
+            ));
         }
     } else {
         for &i in &left_a {
-            out.push(TensorDiff { a: Some(a.tensors[i].name.clone()), b: None, shape_a: Some(a.tensors[i].shape.clone()), shape_b: None, align: None, verdict: TensorVerdict::Removed, elements: a.tensors[i].values.len() });
+            out.push(TensorDiff {
+                a: Some(a.tensors[i].name.clone()),
+                b: None,
+                shape_a: Some(a.tensors[i].shape.clone()),
+                shape_b: None,
+                align: None,
+                verdict: TensorVerdict::Removed,
+                elements: a.tensors[i].values.len(),
+            });
         }
         for &j in &left_b {
-            out.push(TensorDiff { a: None, b: Some(b.tensors[j].name.clone()), shape_a: None, shape_b: Some(b.tensors[j].shape.clone()), align: None, verdict: TensorVerdict::Added, elements: b.tensors[j].values.len() });
+            out.push(TensorDiff {
+                a: None,
+                b: Some(b.tensors[j].name.clone()),
+                shape_a: None,
+                shape_b: Some(b.tensors[j].shape.clone()),
+                align: None,
+                verdict: TensorVerdict::Added,
+                elements: b.tensors[j].values.len(),
+            });
         }
     }
     classify(a, b, out, permuted, notes)
@@ -503,8 +628,27 @@ fn kurtosis(v: &[f32]) -> f64 {
     if m2 == 0.0 { 0.0 } else { m4 / (m2 * m2) }
 }
 
-fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, mut notes: Vec<String>) -> DiffReport {
-    let mut e = Evidence { identical: 0, permuted, cast: 0, quantized: 0, pruned: 0, changed: 0, added: 0, removed: 0, frozen: vec![], changed_tensors: vec![], closeness: 0.0, notes: vec![] };
+fn classify(
+    a: &Loaded,
+    b: &Loaded,
+    tensors: Vec<TensorDiff>,
+    permuted: usize,
+    mut notes: Vec<String>,
+) -> DiffReport {
+    let mut e = Evidence {
+        identical: 0,
+        permuted,
+        cast: 0,
+        quantized: 0,
+        pruned: 0,
+        changed: 0,
+        added: 0,
+        removed: 0,
+        frozen: vec![],
+        changed_tensors: vec![],
+        closeness: 0.0,
+        notes: vec![],
+    };
     let (mut wsum, mut wtot) = (0f64, 0f64);
     let mut high_changed = 0;
     let mut low_changed = 0;
@@ -525,21 +669,50 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
                 e.cast += 1;
                 e.frozen.push(bname);
                 // the lower precision side is the child
-                let ad = a.tensors.iter().find(|x| Some(&x.name) == t.a.as_ref()).map(|x| x.dtype.label());
-                if ad == Some(from.as_str()) { dir_votes_a += 1 } else { dir_votes_b += 1 }
+                let ad = a
+                    .tensors
+                    .iter()
+                    .find(|x| Some(&x.name) == t.a.as_ref())
+                    .map(|x| x.dtype.label());
+                if ad == Some(from.as_str()) {
+                    dir_votes_a += 1
+                } else {
+                    dir_votes_b += 1
+                }
             }
             TensorVerdict::QuantizationEquivalent { .. } => {
                 e.quantized += 1;
                 e.frozen.push(bname);
-                let bq = b.tensors.iter().find(|x| Some(&x.name) == t.b.as_ref()).is_some_and(|x| x.quantized);
-                if bq { dir_votes_a += 1 } else { dir_votes_b += 1 }
+                let bq = b
+                    .tensors
+                    .iter()
+                    .find(|x| Some(&x.name) == t.b.as_ref())
+                    .is_some_and(|x| x.quantized);
+                if bq {
+                    dir_votes_a += 1
+                } else {
+                    dir_votes_b += 1
+                }
             }
             TensorVerdict::Pruned { .. } => {
                 e.pruned += 1;
-                let small_b = t.shape_b.as_ref().zip(t.shape_a.as_ref()).is_some_and(|(sb, sa)| sb[0] < sa[0]);
-                if small_b { dir_votes_a += 1 } else { dir_votes_b += 1 }
+                let small_b = t
+                    .shape_b
+                    .as_ref()
+                    .zip(t.shape_a.as_ref())
+                    .is_some_and(|(sb, sa)| sb[0] < sa[0]);
+                if small_b {
+                    dir_votes_a += 1
+                } else {
+                    dir_votes_b += 1
+                }
             }
-            TensorVerdict::Changed { cosine, delta_rank, top_energy, .. } => {
+            TensorVerdict::Changed {
+                cosine,
+                delta_rank,
+                top_energy,
+                ..
+            } => {
                 e.changed += 1;
                 e.changed_tensors.push(bname);
                 cos_w.0 += *cosine as f64 * w;
@@ -557,7 +730,11 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
             TensorVerdict::Removed => e.removed += 1,
         }
     }
-    e.closeness = if wtot > 0.0 { (wsum / wtot) as f32 } else { 0.0 };
+    e.closeness = if wtot > 0.0 {
+        (wsum / wtot) as f32
+    } else {
+        0.0
+    };
     let total = tensors.len();
     let equiv = e.identical + e.cast + e.quantized;
     let same_set = e.added == 0 && e.removed == 0;
@@ -571,11 +748,23 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
         Relation::Quantized
     } else if same_set && e.pruned > 0 && equiv + e.pruned == total {
         Relation::Pruned
-    } else if equiv > 0 && high_changed == 0 && (e.added + e.removed + low_changed) > 0 && (e.added.max(e.removed) + low_changed) <= 2 {
+    } else if equiv > 0
+        && high_changed == 0
+        && (e.added + e.removed + low_changed) > 0
+        && (e.added.max(e.removed) + low_changed) <= 2
+    {
         Relation::HeadOnly
-    } else if equiv > 0 && same_set && high_changed > 0 && high_changed == low_rank_changed && low_changed == 0 && high_changed * 10 <= total.max(10) {
+    } else if equiv > 0
+        && same_set
+        && high_changed > 0
+        && high_changed == low_rank_changed
+        && low_changed == 0
+        && high_changed * 10 <= total.max(10)
+    {
         Relation::Edit
-    } else if (equiv > 0 && high_changed > 0) || (cos_w.1 > 0.0 && cos_w.0 / cos_w.1 >= 0.5 && e.added + e.removed <= total / 4) {
+    } else if (equiv > 0 && high_changed > 0)
+        || (cos_w.1 > 0.0 && cos_w.0 / cos_w.1 >= 0.5 && e.added + e.removed <= total / 4)
+    {
         // frozen tensors plus related changes, or everything changed but still close
         Relation::Finetune
     } else {
@@ -588,14 +777,24 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
         std::cmp::Ordering::Less => Direction::BToA,
         _ => Direction::Unknown,
     };
-    if direction == Direction::Unknown && e.added != e.removed && matches!(relation, Relation::HeadOnly | Relation::Finetune) {
-        direction = if e.added > e.removed { Direction::AToB } else { Direction::BToA };
+    if direction == Direction::Unknown
+        && e.added != e.removed
+        && matches!(relation, Relation::HeadOnly | Relation::Finetune)
+    {
+        direction = if e.added > e.removed {
+            Direction::AToB
+        } else {
+            Direction::BToA
+        };
         notes.push("the side with extra tensors (new heads) is the child".into());
     }
     if direction == Direction::Unknown && relation == Relation::Edit {
         // A ROME edit adds a rank-one component: the edited matrix has the larger spectral norm.
         let (mut na, mut nb) = (0f64, 0f64);
-        for t in tensors.iter().filter(|t| matches!(t.verdict, TensorVerdict::Changed { .. })) {
+        for t in tensors
+            .iter()
+            .filter(|t| matches!(t.verdict, TensorVerdict::Changed { .. }))
+        {
             let ta = a.tensors.iter().find(|x| Some(&x.name) == t.a.as_ref());
             let tb = b.tensors.iter().find(|x| Some(&x.name) == t.b.as_ref());
             if let (Some(ta), Some(tb)) = (ta, tb) {
@@ -608,32 +807,73 @@ fn classify(a: &Loaded, b: &Loaded, tensors: Vec<TensorDiff>, permuted: usize, m
                 }
             }
         }
-        direction = if nb > na { Direction::AToB } else { Direction::BToA };
+        direction = if nb > na {
+            Direction::AToB
+        } else {
+            Direction::BToA
+        };
         notes.push("edit oriented by spectral norm (a rank-one insertion raises it)".into());
     }
     if direction == Direction::Unknown && relation == Relation::HeadOnly {
         // A new head trained briefly from its initialisation keeps the init's light tails: lower
         // kurtosis than the long-trained original head.
         let k = |side: &Loaded, names: Vec<&String>| -> f64 {
-            let v: Vec<f64> = side.tensors.iter().filter(|t| names.contains(&&t.name) && t.values.len() > 16).map(|t| kurtosis(&t.values)).collect();
-            if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+            let v: Vec<f64> = side
+                .tensors
+                .iter()
+                .filter(|t| names.contains(&&t.name) && t.values.len() > 16)
+                .map(|t| kurtosis(&t.values))
+                .collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
         };
-        let na: Vec<&String> = tensors.iter().filter(|t| !matches!(t.verdict, TensorVerdict::Identical | TensorVerdict::Added)).filter_map(|t| t.a.as_ref()).collect();
-        let nb: Vec<&String> = tensors.iter().filter(|t| !matches!(t.verdict, TensorVerdict::Identical | TensorVerdict::Removed)).filter_map(|t| t.b.as_ref()).collect();
+        let na: Vec<&String> = tensors
+            .iter()
+            .filter(|t| !matches!(t.verdict, TensorVerdict::Identical | TensorVerdict::Added))
+            .filter_map(|t| t.a.as_ref())
+            .collect();
+        let nb: Vec<&String> = tensors
+            .iter()
+            .filter(|t| !matches!(t.verdict, TensorVerdict::Identical | TensorVerdict::Removed))
+            .filter_map(|t| t.b.as_ref())
+            .collect();
         let (ka, kb) = (k(a, na), k(b, nb));
         if ka != kb {
-            direction = if kb < ka { Direction::AToB } else { Direction::BToA };
-            notes.push(format!("head oriented by kurtosis (new head {:.2} vs trained {:.2})", ka.min(kb), ka.max(kb)));
+            direction = if kb < ka {
+                Direction::AToB
+            } else {
+                Direction::BToA
+            };
+            notes.push(format!(
+                "head oriented by kurtosis (new head {:.2} vs trained {:.2})",
+                ka.min(kb),
+                ka.max(kb)
+            ));
         }
     }
     if permuted > 0 {
-        notes.push(format!("{permuted} tensor(s) identical after matching permuted hidden units"));
+        notes.push(format!(
+            "{permuted} tensor(s) identical after matching permuted hidden units"
+        ));
     }
     e.notes = notes;
-    if !matches!(relation, Relation::Finetune | Relation::HeadOnly | Relation::Edit) {
+    if !matches!(
+        relation,
+        Relation::Finetune | Relation::HeadOnly | Relation::Edit
+    ) {
         e.frozen.clear();
     }
-    DiffReport { a: a.name.clone(), b: b.name.clone(), relation, direction, evidence: e, tensors }
+    DiffReport {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        relation,
+        direction,
+        evidence: e,
+        tensors,
+    }
 }
 
 pub fn diff(a: &Model, b: &Model) -> Result<DiffReport> {

@@ -100,7 +100,12 @@ fn multiset_of_bytes(b: &[u8]) -> u64 {
     const CH: usize = 1 << 22;
     let parts: Vec<u64> = b
         .par_chunks(CH)
-        .map(|c| multiset_hash(c.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))))
+        .map(|c| {
+            multiset_hash(
+                c.chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            )
+        })
         .collect();
     let (mut lo, mut hi) = (0u32, 0u32);
     for p in parts {
@@ -113,7 +118,10 @@ fn multiset_of_bytes(b: &[u8]) -> u64 {
 /// Embedding-like: named so, or a tall matrix (vocabulary rows).
 pub fn is_embedding(name: &str, shape: &[usize]) -> bool {
     let n = name.to_ascii_lowercase();
-    shape.len() == 2 && (n.contains("emb") || n.contains("wte") || (shape[0] >= 4 * shape[1] && shape[0] >= 1024))
+    shape.len() == 2
+        && (n.contains("emb")
+            || n.contains("wte")
+            || (shape[0] >= 4 * shape[1] && shape[0] >= 1024))
 }
 
 pub fn row_digest(row: &[f32]) -> u64 {
@@ -149,12 +157,26 @@ pub fn sketch(values: &[f32]) -> Sketch {
             if (r >> b) & 1 == 1 { *a += c } else { *a -= c }
         }
     }
-    let sim = acc.iter().enumerate().fold(0u64, |h, (b, a)| if *a > 0.0 { h | (1 << b) } else { h });
+    let sim = acc
+        .iter()
+        .enumerate()
+        .fold(0u64, |h, (b, a)| if *a > 0.0 { h | (1 << b) } else { h });
     sample.sort_by(|a, b| a.total_cmp(b));
     let quantiles = (0..QUANTILES)
-        .map(|q| sample.get(q * (sample.len().saturating_sub(1)) / (QUANTILES - 1)).copied().unwrap_or(0.0))
+        .map(|q| {
+            sample
+                .get(q * (sample.len().saturating_sub(1)) / (QUANTILES - 1))
+                .copied()
+                .unwrap_or(0.0)
+        })
         .collect();
-    Sketch { mean: mean as f32, std: std as f32, absmax: amax, quantiles, simhash: format!("{sim:016x}") }
+    Sketch {
+        mean: mean as f32,
+        std: std as f32,
+        absmax: amax,
+        quantiles,
+        simhash: format!("{sim:016x}"),
+    }
 }
 
 pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
@@ -163,7 +185,11 @@ pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
     if let Some(b) = file.f32_le_bytes(t.index) {
         // Fast path: the file already holds the canonical bytes.
         let mut h = blake3::Hasher::new();
-        if b.len() > 1 << 20 { h.update_rayon(b) } else { h.update(b) };
+        if b.len() > 1 << 20 {
+            h.update_rayon(b)
+        } else {
+            h.update(b)
+        };
         digest = h.finalize().to_hex().to_string();
         multiset = multiset_of_bytes(b);
         values = None;
@@ -174,7 +200,11 @@ pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
         for x in &v {
             bytes.extend_from_slice(&x.to_le_bytes());
         }
-        if bytes.len() > 1 << 20 { h.update_rayon(&bytes) } else { h.update(&bytes) };
+        if bytes.len() > 1 << 20 {
+            h.update_rayon(&bytes)
+        } else {
+            h.update(&bytes)
+        };
         digest = h.finalize().to_hex().to_string();
         multiset = multiset_of_bytes(&bytes);
         values = Some(v);
@@ -186,7 +216,8 @@ pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
         // Sketch from the sampled positions only: no full decode of big f32 tensors.
         let b = file.f32_le_bytes(t.index).unwrap_or(&[]);
         let n = b.len() / 4;
-        let at = |i: usize| f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        let at =
+            |i: usize| f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
         let sample_idx: Vec<usize> = sample_positions(n).collect();
         // mean/std/absmax from the sample too (documented: sketch statistics are sampled).
         let sample: Vec<f32> = sample_idx.iter().map(|&i| at(i)).collect();
@@ -198,7 +229,11 @@ pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
         };
         sk = sketch(&v);
         if embed && t.shape[1] > 0 {
-            rows = Some(v.chunks(t.shape[1]).map(|r| format!("{:016x}", row_digest(r))).collect());
+            rows = Some(
+                v.chunks(t.shape[1])
+                    .map(|r| format!("{:016x}", row_digest(r)))
+                    .collect(),
+            );
         }
     }
     Ok(TensorFp {
@@ -216,14 +251,24 @@ pub fn tensor_fp(model: &Model, t: &TRef) -> Result<TensorFp> {
 pub fn arch_signature(shapes: &[Vec<usize>]) -> ArchSignature {
     let mut s: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
     s.sort();
-    let params = shapes.iter().map(|s| s.iter().product::<usize>() as u64).sum();
-    ArchSignature { signature: blake3::hash(s.join(";").as_bytes()).to_hex()[..32].to_string(), tensors: shapes.len(), parameters: params }
+    let params = shapes
+        .iter()
+        .map(|s| s.iter().product::<usize>() as u64)
+        .sum();
+    ArchSignature {
+        signature: blake3::hash(s.join(";").as_bytes()).to_hex()[..32].to_string(),
+        tensors: shapes.len(),
+        parameters: params,
+    }
 }
 
 /// OMS v1.0 root digest, computed by pedigree-sign (one identity for signing, BOM, registry).
 pub fn model_id(path: &Path) -> Result<String> {
-    let m = pedigree_sign::manifest::hash_model(path, &pedigree_sign::manifest::Serialization::default())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let m = pedigree_sign::manifest::hash_model(
+        path,
+        &pedigree_sign::manifest::Serialization::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(m.model_id())
 }
 
@@ -231,7 +276,12 @@ pub fn fingerprint_model(model: &Model) -> Result<Fingerprint> {
     let weights = model.weights();
     // The OMS id hashes each file with one sequential SHA-256; run it beside the tensor work.
     let (tensors, id) = rayon::join(
-        || weights.par_iter().map(|t| tensor_fp(model, t)).collect::<Result<Vec<_>>>(),
+        || {
+            weights
+                .par_iter()
+                .map(|t| tensor_fp(model, t))
+                .collect::<Result<Vec<_>>>()
+        },
         || model_id(&model.path),
     );
     let (tensors, id) = (tensors?, id?);
@@ -242,7 +292,14 @@ pub fn fingerprint_model(model: &Model) -> Result<Fingerprint> {
         model: model.name.clone(),
         path: model.path.display().to_string(),
         model_id: id,
-        files: model.files.iter().map(|f| FileInfo { name: f.path.clone(), format: f.format.label().into() }).collect(),
+        files: model
+            .files
+            .iter()
+            .map(|f| FileInfo {
+                name: f.path.clone(),
+                format: f.format.label().into(),
+            })
+            .collect(),
         arch: arch_signature(&shapes),
         card: model.card.clone(),
         tensors,
@@ -255,13 +312,20 @@ pub fn fingerprint(path: &Path) -> Result<Fingerprint> {
 
 impl Fingerprint {
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, serde_json::to_vec(self)?).with_context(|| format!("{}: cannot write", path.display()))
+        std::fs::write(path, serde_json::to_vec(self)?)
+            .with_context(|| format!("{}: cannot write", path.display()))
     }
     pub fn load(path: &Path) -> Result<Fingerprint> {
         let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let f: Fingerprint = serde_json::from_slice(&b).with_context(|| format!("{}: not a fingerprint file", path.display()))?;
+        let f: Fingerprint = serde_json::from_slice(&b)
+            .with_context(|| format!("{}: not a fingerprint file", path.display()))?;
         if f.format != FORMAT || f.version != VERSION {
-            anyhow::bail!("{}: fingerprint format {} v{} not supported", path.display(), f.format, f.version);
+            anyhow::bail!(
+                "{}: fingerprint format {} v{} not supported",
+                path.display(),
+                f.format,
+                f.version
+            );
         }
         Ok(f)
     }

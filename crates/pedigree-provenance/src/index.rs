@@ -28,7 +28,15 @@ fn shape_key(shape: &[usize]) -> u64 {
 
 impl Keys {
     /// Keys of one tensor: digest (u64 prefix), multiset, row digests, SimHash bands.
-    pub fn add_tensor(&mut self, digest64: u64, multiset: u64, rows: Option<&[u64]>, shape: &[usize], simhash: u64, numel: usize) {
+    pub fn add_tensor(
+        &mut self,
+        digest64: u64,
+        multiset: u64,
+        rows: Option<&[u64]>,
+        shape: &[usize],
+        simhash: u64,
+        numel: usize,
+    ) {
         if numel < 16 {
             return; // tiny tensors (scalars, biases of 1) collide across unrelated models
         }
@@ -49,9 +57,20 @@ impl Keys {
         for t in &f.tensors {
             let d64 = u64::from_str_radix(t.digest.get(..16).unwrap_or("0"), 16).unwrap_or(0);
             let ms = u64::from_str_radix(&t.multiset, 16).unwrap_or(0);
-            let rows: Option<Vec<u64>> = t.rows.as_ref().map(|r| r.iter().filter_map(|x| u64::from_str_radix(x, 16).ok()).collect());
+            let rows: Option<Vec<u64>> = t.rows.as_ref().map(|r| {
+                r.iter()
+                    .filter_map(|x| u64::from_str_radix(x, 16).ok())
+                    .collect()
+            });
             let sh = u64::from_str_radix(&t.sketch.simhash, 16).unwrap_or(0);
-            k.add_tensor(d64, ms, rows.as_deref(), &t.shape, sh, t.shape.iter().product());
+            k.add_tensor(
+                d64,
+                ms,
+                rows.as_deref(),
+                &t.shape,
+                sh,
+                t.shape.iter().product(),
+            );
         }
         k
     }
@@ -123,7 +142,11 @@ impl Index {
         let mut hits: Vec<Hit> = votes
             .into_iter()
             .filter(|(_, (e, b))| *e > 0 || *b >= need)
-            .map(|(m, (e, b))| Hit { model: m, exact: e, bands: b })
+            .map(|(m, (e, b))| Hit {
+                model: m,
+                exact: e,
+                bands: b,
+            })
             .collect();
         hits.sort_by(|a, b| (b.exact, b.bands, a.model).cmp(&(a.exact, a.bands, b.model)));
         hits

@@ -56,9 +56,17 @@ pub fn keys_of(l: &Loaded) -> Keys {
     let mut k = Keys::default();
     for t in &l.tensors {
         let d64 = u64::from_be_bytes(t.digest[..8].try_into().unwrap_or([0; 8]));
-        let rows: Option<Vec<u64>> = (is_embedding(&t.name, &t.shape) && t.shape[1] > 0).then(|| t.values.chunks(t.shape[1]).map(row_digest).collect());
+        let rows: Option<Vec<u64>> = (is_embedding(&t.name, &t.shape) && t.shape[1] > 0)
+            .then(|| t.values.chunks(t.shape[1]).map(row_digest).collect());
         let sh = u64::from_str_radix(&sketch(&t.values).simhash, 16).unwrap_or(0);
-        k.add_tensor(d64, t.multiset, rows.as_deref(), &t.shape, sh, t.values.len());
+        k.add_tensor(
+            d64,
+            t.multiset,
+            rows.as_deref(),
+            &t.shape,
+            sh,
+            t.values.len(),
+        );
     }
     k
 }
@@ -80,7 +88,10 @@ fn base_confidence(r: &DiffReport) -> f32 {
 }
 
 pub fn lineage(paths: &[PathBuf]) -> Result<LineageReport> {
-    let models: Vec<Model> = paths.par_iter().map(|p| Model::open(p)).collect::<Result<_>>()?;
+    let models: Vec<Model> = paths
+        .par_iter()
+        .map(|p| Model::open(p))
+        .collect::<Result<_>>()?;
     let loaded: Vec<Loaded> = models.par_iter().map(Loaded::load).collect::<Result<_>>()?;
     lineage_loaded(&models, &loaded)
 }
@@ -101,8 +112,14 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             }
         }
     }
-    let reports: Vec<(usize, usize, DiffReport)> = pairs.par_iter().map(|&(i, j)| (i, j, diff_loaded(&loaded[i], &loaded[j]))).collect();
-    let related: Vec<&(usize, usize, DiffReport)> = reports.iter().filter(|(_, _, r)| r.relation != Relation::Unrelated).collect();
+    let reports: Vec<(usize, usize, DiffReport)> = pairs
+        .par_iter()
+        .map(|&(i, j)| (i, j, diff_loaded(&loaded[i], &loaded[j])))
+        .collect();
+    let related: Vec<&(usize, usize, DiffReport)> = reports
+        .iter()
+        .filter(|(_, _, r)| r.relation != Relation::Unrelated)
+        .collect();
 
     // Tie-breakers for directions the weights leave open.
     let mut degree = vec![0usize; n];
@@ -111,7 +128,11 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
         degree[*j] += 1;
     }
     let declared_by_others: Vec<usize> = (0..n)
-        .map(|i| (0..n).filter(|&j| j != i && loaded[j].card.declares(&loaded[i].name)).count())
+        .map(|i| {
+            (0..n)
+                .filter(|&j| j != i && loaded[j].card.declares(&loaded[i].name))
+                .count()
+        })
         .collect();
 
     // Candidate directed edges (parent, child, report, oriented_by).
@@ -127,11 +148,23 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
                 if di != dj {
                     if di { (i, j, "card") } else { (j, i, "card") }
                 } else if declared_by_others[i] != declared_by_others[j] {
-                    if declared_by_others[i] > declared_by_others[j] { (i, j, "declared-by-others") } else { (j, i, "declared-by-others") }
+                    if declared_by_others[i] > declared_by_others[j] {
+                        (i, j, "declared-by-others")
+                    } else {
+                        (j, i, "declared-by-others")
+                    }
                 } else if degree[i] != degree[j] {
-                    if degree[i] > degree[j] { (i, j, "hub") } else { (j, i, "hub") }
+                    if degree[i] > degree[j] {
+                        (i, j, "hub")
+                    } else {
+                        (j, i, "hub")
+                    }
                 } else if loaded[i].format_rank != loaded[j].format_rank {
-                    if loaded[i].format_rank < loaded[j].format_rank { (i, j, "format") } else { (j, i, "format") }
+                    if loaded[i].format_rank < loaded[j].format_rank {
+                        (i, j, "format")
+                    } else {
+                        (j, i, "format")
+                    }
                 } else if loaded[i].name <= loaded[j].name {
                     (i, j, "name")
                 } else {
@@ -147,7 +180,15 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
     let score = |k: usize| {
         let (p, c, r, _) = &cands[k];
         // closeness rounded: exact copies of one parent must tie despite float summation order
-        ((r.evidence.closeness * 1e4).round() as i64, std::cmp::Reverse(r.relation), loaded[*c].card.declares(&loaded[*p].name), declared_by_others[*p], degree[*p], std::cmp::Reverse(loaded[*p].format_rank), std::cmp::Reverse(loaded[*p].name.clone()))
+        (
+            (r.evidence.closeness * 1e4).round() as i64,
+            std::cmp::Reverse(r.relation),
+            loaded[*c].card.declares(&loaded[*p].name),
+            declared_by_others[*p],
+            degree[*p],
+            std::cmp::Reverse(loaded[*p].format_rank),
+            std::cmp::Reverse(loaded[*p].name.clone()),
+        )
     };
     let mut best: HashMap<usize, usize> = HashMap::new(); // child -> index into cands
     let mut banned: HashSet<usize> = HashSet::new();
@@ -172,10 +213,11 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             while let Some(&k) = best.get(&cur) {
                 cur = cands[k].0;
                 if cur == start {
-                    let weakest = seen
-                        .iter()
-                        .map(|x| best[x])
-                        .min_by(|&a, &b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal));
+                    let weakest = seen.iter().map(|x| best[x]).min_by(|&a, &b| {
+                        score(a)
+                            .partial_cmp(&score(b))
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
                     cycle_edge = weakest;
                     break;
                 }
@@ -196,7 +238,12 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
         }
     }
     let mut chosen: Vec<usize> = best.values().copied().collect();
-    chosen.sort_by_key(|&k| (loaded[cands[k].0].name.clone(), loaded[cands[k].1].name.clone()));
+    chosen.sort_by_key(|&k| {
+        (
+            loaded[cands[k].0].name.clone(),
+            loaded[cands[k].1].name.clone(),
+        )
+    });
     let mut edges = Vec::new();
     let mut parent_of: HashMap<usize, usize> = HashMap::new();
     for &k in &chosen {
@@ -217,7 +264,10 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             evidence: r.evidence.clone(),
         });
     }
-    let chosen_set: HashSet<(usize, usize)> = chosen.iter().map(|&k| (cands[k].0.min(cands[k].1), cands[k].0.max(cands[k].1))).collect();
+    let chosen_set: HashSet<(usize, usize)> = chosen
+        .iter()
+        .map(|&k| (cands[k].0.min(cands[k].1), cands[k].0.max(cands[k].1)))
+        .collect();
     let other_relations = related
         .iter()
         .filter(|(i, j, _)| !chosen_set.contains(&(*i, *j)))
@@ -244,23 +294,34 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
                     findings.push(Finding {
                         model: loaded[i].name.clone(),
                         kind: "undeclared-parent".into(),
-                        message: format!("the card declares no base model; the weights descend from {}", loaded[p].name),
+                        message: format!(
+                            "the card declares no base model; the weights descend from {}",
+                            loaded[p].name
+                        ),
                     });
                 } else if !anc.iter().any(|&a| card.declares(&loaded[a].name)) {
                     findings.push(Finding {
                         model: loaded[i].name.clone(),
                         kind: "wrong-parent".into(),
-                        message: format!("the card declares {:?}; the weights descend from {}", card.base_model, loaded[p].name),
+                        message: format!(
+                            "the card declares {:?}; the weights descend from {}",
+                            card.base_model, loaded[p].name
+                        ),
                     });
                 }
             }
             None => {
                 for b in &card.base_model {
-                    if let Some(j) = (0..n).find(|&j| j != i && crate::card::same_name(b, &loaded[j].name)) {
+                    if let Some(j) =
+                        (0..n).find(|&j| j != i && crate::card::same_name(b, &loaded[j].name))
+                    {
                         findings.push(Finding {
                             model: loaded[i].name.clone(),
                             kind: "declared-parent-unrelated".into(),
-                            message: format!("the card declares {b}, but the weights show no relation to {}", loaded[j].name),
+                            message: format!(
+                                "the card declares {b}, but the weights show no relation to {}",
+                                loaded[j].name
+                            ),
                         });
                     }
                 }
@@ -270,9 +331,20 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
     let nodes = loaded
         .iter()
         .zip(models)
-        .map(|(l, m)| Node { name: l.name.clone(), path: m.path.display().to_string(), model_id: l.model_id.clone(), declared_base: l.card.base_model.clone() })
+        .map(|(l, m)| Node {
+            name: l.name.clone(),
+            path: m.path.display().to_string(),
+            model_id: l.model_id.clone(),
+            declared_base: l.card.base_model.clone(),
+        })
         .collect();
-    Ok(LineageReport { models: nodes, edges, findings, other_relations, candidates_checked: pairs.len() })
+    Ok(LineageReport {
+        models: nodes,
+        edges,
+        findings,
+        other_relations,
+        candidates_checked: pairs.len(),
+    })
 }
 
 impl LineageReport {
@@ -286,11 +358,19 @@ impl LineageReport {
                 e.relation.label(),
                 e.confidence,
                 e.oriented_by,
-                if e.declared { ", declared" } else { ", NOT declared" }
+                if e.declared {
+                    ", declared"
+                } else {
+                    ", NOT declared"
+                }
             );
         }
         let children: HashSet<&str> = self.edges.iter().map(|e| e.child.as_str()).collect();
-        for m in self.models.iter().filter(|m| !children.contains(m.name.as_str())) {
+        for m in self
+            .models
+            .iter()
+            .filter(|m| !children.contains(m.name.as_str()))
+        {
             s += &format!("root: {}\n", m.name);
         }
         for f in &self.findings {
@@ -318,13 +398,23 @@ impl LineageReport {
     }
 
     pub fn to_mermaid(&self) -> String {
-        let id = |n: &str| n.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>();
+        let id = |n: &str| {
+            n.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        };
         let mut s = String::from("graph TD\n");
         for m in &self.models {
             s += &format!("  {}[\"{}\"]\n", id(&m.name), m.name.replace('"', "'"));
         }
         for e in &self.edges {
-            s += &format!("  {} -->|{} {:.2}| {}\n", id(&e.parent), e.relation.label(), e.confidence, id(&e.child));
+            s += &format!(
+                "  {} -->|{} {:.2}| {}\n",
+                id(&e.parent),
+                e.relation.label(),
+                e.confidence,
+                id(&e.child)
+            );
         }
         s
     }

@@ -26,7 +26,18 @@ pub struct TRef {
     pub quantized: bool,
 }
 
-const WEIGHT_EXT: [&str; 10] = ["safetensors", "pt", "pth", "bin", "ckpt", "gguf", "onnx", "npy", "npz", "model"];
+const WEIGHT_EXT: [&str; 10] = [
+    "safetensors",
+    "pt",
+    "pth",
+    "bin",
+    "ckpt",
+    "gguf",
+    "onnx",
+    "npy",
+    "npz",
+    "model",
+];
 
 /// The model's name: the directory name, or the file name for a single file.
 pub fn model_name(path: &Path) -> String {
@@ -35,7 +46,8 @@ pub fn model_name(path: &Path) -> String {
 
 impl Model {
     pub fn open(path: &Path) -> Result<Model> {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot stat", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("{}: cannot stat", path.display()))?;
         let mut files = Vec::new();
         let card;
         if meta.is_dir() {
@@ -67,7 +79,12 @@ impl Model {
         if files.is_empty() {
             anyhow::bail!("{}: no weight files found", path.display());
         }
-        Ok(Model { name: model_name(path), path: path.to_path_buf(), files, card })
+        Ok(Model {
+            name: model_name(path),
+            path: path.to_path_buf(),
+            files,
+            card,
+        })
     }
 
     /// The weight tensors (float or dequantized; integer index / shape tensors are left out).
@@ -76,8 +93,19 @@ impl Model {
         for (fi, f) in self.files.iter().enumerate() {
             for (ti, t) in f.tensors.iter().enumerate() {
                 if t.is_weight() && t.numel() > 0 {
-                    let name = if self.files.len() > 1 { format!("{}:{}", fi, t.name) } else { t.name.clone() };
-                    out.push(TRef { file: fi, index: ti, name, dtype: t.dtype, shape: t.shape.clone(), quantized: t.quantized });
+                    let name = if self.files.len() > 1 {
+                        format!("{}:{}", fi, t.name)
+                    } else {
+                        t.name.clone()
+                    };
+                    out.push(TRef {
+                        file: fi,
+                        index: ti,
+                        name,
+                        dtype: t.dtype,
+                        shape: t.shape.clone(),
+                        quantized: t.quantized,
+                    });
                 }
             }
         }

@@ -15,7 +15,10 @@ fn expected() -> serde_json::Value {
 }
 
 fn all_models() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(families().join("families")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(families().join("families"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -31,10 +34,21 @@ fn pairwise_diff_relations() {
     let mut table = String::new();
     let mut bad = Vec::new();
     for e in exp["edges"].as_array().unwrap() {
-        let (p, c, r) = (e["parent"].as_str().unwrap(), e["child"].as_str().unwrap(), e["relation"].as_str().unwrap());
-        let d = diff(&Model::open(&fam.join(p)).unwrap(), &Model::open(&fam.join(c)).unwrap()).unwrap();
+        let (p, c, r) = (
+            e["parent"].as_str().unwrap(),
+            e["child"].as_str().unwrap(),
+            e["relation"].as_str().unwrap(),
+        );
+        let d = diff(
+            &Model::open(&fam.join(p)).unwrap(),
+            &Model::open(&fam.join(c)).unwrap(),
+        )
+        .unwrap();
         let found = serde_json::to_value(d.relation).unwrap();
-        table += &format!("{p} -> {c}: expected {r}, found {} ({:?}) frozen={:?}\n", found, d.direction, d.evidence.frozen);
+        table += &format!(
+            "{p} -> {c}: expected {r}, found {} ({:?}) frozen={:?}\n",
+            found, d.direction, d.evidence.frozen
+        );
         if d.relation != rel(r) {
             bad.push(format!("{p}->{c}: {r} vs {found}: {:?}", d.evidence));
         }
@@ -50,7 +64,11 @@ fn pairwise_diff_relations() {
     }
     for u in exp["unrelated"].as_array().unwrap() {
         let (a, b) = (u[0].as_str().unwrap(), u[1].as_str().unwrap());
-        let d = diff(&Model::open(&fam.join(a)).unwrap(), &Model::open(&fam.join(b)).unwrap()).unwrap();
+        let d = diff(
+            &Model::open(&fam.join(a)).unwrap(),
+            &Model::open(&fam.join(b)).unwrap(),
+        )
+        .unwrap();
         table += &format!("{a} vs {b}: expected unrelated, found {:?}\n", d.relation);
         if d.relation != Relation::Unrelated {
             bad.push(format!("{a} vs {b}: {:?}", d.relation));
@@ -69,15 +87,44 @@ fn lineage_tree_matches_truth() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["parent"].as_str().unwrap().into(), e["child"].as_str().unwrap().into(), e["relation"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["parent"].as_str().unwrap().into(),
+                e["child"].as_str().unwrap().into(),
+                e["relation"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    let mut got: Vec<(String, String, String)> =
-        rep.edges.iter().map(|e| (e.parent.clone(), e.child.clone(), e.relation.label().to_string())).collect();
+    let mut got: Vec<(String, String, String)> = rep
+        .edges
+        .iter()
+        .map(|e| {
+            (
+                e.parent.clone(),
+                e.child.clone(),
+                e.relation.label().to_string(),
+            )
+        })
+        .collect();
     want.sort();
     got.sort();
     assert_eq!(got, want, "tree edges differ");
-    let mut wf: Vec<(String, String)> = exp["findings"].as_array().unwrap().iter().map(|f| (f["model"].as_str().unwrap().into(), f["kind"].as_str().unwrap().into())).collect();
-    let mut gf: Vec<(String, String)> = rep.findings.iter().map(|f| (f.model.clone(), f.kind.clone())).collect();
+    let mut wf: Vec<(String, String)> = exp["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["model"].as_str().unwrap().into(),
+                f["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut gf: Vec<(String, String)> = rep
+        .findings
+        .iter()
+        .map(|f| (f.model.clone(), f.kind.clone()))
+        .collect();
     wf.sort();
     gf.sort();
     assert_eq!(gf, wf, "findings differ");

@@ -95,7 +95,9 @@ fn visit(artifact: &Artifact, sink: &mut Sink) {
         let alternative = multi_mode && Some(report.mode) != primary;
         pickle_findings(artifact, report, multi_mode, alternative, sink);
     }
-    crate::analyze_formats::visit(artifact, &mut |rule, location, message| sink.push(rule, location, None, message));
+    crate::analyze_formats::visit(artifact, &mut |rule, location, message| {
+        sink.push(rule, location, None, message)
+    });
     for child in &artifact.children {
         visit(child, sink);
     }

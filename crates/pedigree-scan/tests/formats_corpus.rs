@@ -44,16 +44,36 @@ fn every_sample_raises_exactly_its_rules() {
             }
             for f in &r.findings {
                 got.insert(f.rule.to_string());
-                detail.push(format!("    {} {} {}", f.rule, f.location.display(), f.message));
+                detail.push(format!(
+                    "    {} {} {}",
+                    f.rule,
+                    f.location.display(),
+                    f.message
+                ));
             }
         }
         let want: BTreeSet<String> = e.rules.iter().cloned().collect();
-        assert_eq!(e.clean, want.is_empty(), "{}: clean flag disagrees with its rules", e.path);
+        assert_eq!(
+            e.clean,
+            want.is_empty(),
+            "{}: clean flag disagrees with its rules",
+            e.path
+        );
         if got != want {
-            failures.push(format!("{}: expected {want:?}, got {got:?}\n{}", e.path, detail.join("\n")));
+            failures.push(format!(
+                "{}: expected {want:?}, got {got:?}\n{}",
+                e.path,
+                detail.join("\n")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} samples differ:\n{}", failures.len(), expected.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} samples differ:\n{}",
+        failures.len(),
+        expected.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

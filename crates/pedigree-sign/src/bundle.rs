@@ -507,9 +507,10 @@ pub fn statement_json(m: &Manifest, flavor: Flavor) -> Value {
         .collect();
     for p in &m.serialization.ignore_paths {
         if let Ok(c) = canonicalize_name(p)
-            && !ignores.contains(&c) {
-                ignores.push(c);
-            }
+            && !ignores.contains(&c)
+        {
+            ignores.push(c);
+        }
     }
     ser.insert("ignore_paths".into(), json!(ignores));
     json!({

@@ -517,9 +517,10 @@ pub fn hash_model_cached(
             let e = &entries[u.file];
             let key = cache.and_then(|c| c.key_for(e, ser, u.start, u.end));
             if let (Some(c), Some(k)) = (cache, key.as_ref())
-                && let Some(d) = c.get(k) {
-                    return Ok((u.name.clone(), d));
-                }
+                && let Some(d) = c.get(k)
+            {
+                return Ok((u.name.clone(), d));
+            }
             let d = hash_range(&e.path, u.start, u.end, ser.hash)?;
             if let (Some(c), Some(k)) = (cache, key) {
                 c.put(k, d.clone());

@@ -69,9 +69,10 @@ pub fn sign_model(
     let mut ser = opts.serialization.clone();
     if let Some(sig) = &opts.signature_path
         && let Some(rel) = crate::verify::relative_inside(model, sig)
-            && !ser.ignore_paths.contains(&rel) {
-                ser.ignore_paths.push(rel);
-            }
+        && !ser.ignore_paths.contains(&rel)
+    {
+        ser.ignore_paths.push(rel);
+    }
     let cache = opts.digest_cache.as_deref().map(DigestCache::load);
     let m = manifest::hash_model_cached(model, &ser, cache.as_ref())?;
     if let (Some(c), Some(p)) = (&cache, &opts.digest_cache) {

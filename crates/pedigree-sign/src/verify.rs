@@ -116,20 +116,19 @@ pub fn verify_bundle(bundle: &Bundle, trust: &TrustStore) -> Result<VerifiedBund
                     .keys
                     .iter()
                     .any(|k| &k.hint() == h || &k.der_fingerprint() == h)
-                {
-                    tracing::warn!(hint = %h, "bundle key hint matches none of the trusted keys");
-                }
+            {
+                tracing::warn!(hint = %h, "bundle key hint matches none of the trusted keys");
+            }
             if let Some(r) = raw {
                 let embedded = std::str::from_utf8(r)
                     .ok()
                     .and_then(|p| PublicKey::from_pem(p).ok())
                     .or_else(|| PublicKey::from_spki_der(r).ok());
                 if let Some(e) = embedded
-                    && !trust.keys.contains(&e) {
-                        tracing::warn!(
-                            "bundle embeds a public key that is not among the trusted keys"
-                        );
-                    }
+                    && !trust.keys.contains(&e)
+                {
+                    tracing::warn!("bundle embeds a public key that is not among the trusted keys");
+                }
             }
             let key = trust
                 .keys
@@ -275,9 +274,10 @@ pub fn verify_model(
         ser.ignore_paths.push(p.clone());
     }
     if let Some(sig) = &opts.signature_path
-        && let Some(rel) = relative_inside(model, sig) {
-            ser.ignore_paths.push(rel);
-        }
+        && let Some(rel) = relative_inside(model, sig)
+    {
+        ser.ignore_paths.push(rel);
+    }
     let computed = match manifest::hash_model(model, &ser) {
         Ok(m) => m,
         Err(Error::Model(msg)) => return Err(VerifyFailure::Model(msg).into()),
@@ -305,9 +305,10 @@ fn normalize_signed_name(
         // The reference tool names a single-file model's resource "."; the
         // spec uses the file's basename.
         if let Some(base) = single_file
-            && (p == "." || p == base) {
-                return Ok(base.to_string());
-            }
+            && (p == "." || p == base)
+        {
+            return Ok(base.to_string());
+        }
         canonicalize_name(p)
             .map_err(|e| VerifyFailure::Statement(format!("resource name '{name}': {e}")))
     };
@@ -358,9 +359,10 @@ pub fn compare(
                 // A zero-length shard listed by a lenient producer for an
                 // empty file is satisfied by the (unlisted) empty file.
                 if let Some((p, 0, 0)) = parse_shard_name(name)
-                    && computed_file_is_empty(computed, p) {
-                        continue;
-                    }
+                    && computed_file_is_empty(computed, p)
+                {
+                    continue;
+                }
                 return Err(VerifyFailure::MissingFile(name.clone()));
             }
             Some(got) if got != want => {
@@ -373,10 +375,9 @@ pub fn compare(
             Some(_) => {}
         }
     }
-    if !ignore_unsigned
-        && let Some(extra) = actual.keys().find(|k| !expected.contains_key(**k)) {
-            return Err(VerifyFailure::ExtraFile(extra.to_string()));
-        }
+    if !ignore_unsigned && let Some(extra) = actual.keys().find(|k| !expected.contains_key(**k)) {
+        return Err(VerifyFailure::ExtraFile(extra.to_string()));
+    }
     Ok(())
 }
 

@@ -86,16 +86,17 @@ impl Cert {
         let mut out = Vec::new();
         for ext in self.cert.tbs_certificate.extensions.iter().flatten() {
             if ext.extn_id == SUBJECT_ALT_NAME
-                && let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
-                    for n in san.0 {
-                        match n {
-                            GeneralName::Rfc822Name(s) => out.push(s.to_string()),
-                            GeneralName::UniformResourceIdentifier(s) => out.push(s.to_string()),
-                            GeneralName::DnsName(s) => out.push(s.to_string()),
-                            _ => {}
-                        }
+                && let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes())
+            {
+                for n in san.0 {
+                    match n {
+                        GeneralName::Rfc822Name(s) => out.push(s.to_string()),
+                        GeneralName::UniformResourceIdentifier(s) => out.push(s.to_string()),
+                        GeneralName::DnsName(s) => out.push(s.to_string()),
+                        _ => {}
                     }
                 }
+            }
         }
         out
     }

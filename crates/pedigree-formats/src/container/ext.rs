@@ -33,9 +33,7 @@ fn allowed(ext: &str, f: Format) -> Option<bool> {
         "7z" => f == SevenZip,
         "gz" | "bz2" | "xz" | "lzma" | "lz4" | "z" => f == Compressed,
         // Formats read by other readers: anything this module recognises inside them is wrong.
-        "json" | "tflite" | "msgpack" | "txt" => {
-            f == Unknown
-        }
+        "json" | "tflite" | "msgpack" | "txt" => f == Unknown,
         _ => return None,
     })
 }

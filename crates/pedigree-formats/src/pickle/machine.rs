@@ -754,15 +754,15 @@ impl<'a, 't> Machine<'a, 't> {
                 op::BININT1 | op::BINPUT | op::BINGET => {
                     Arg::Int(self.r.byte().map_err(|e| self.read_err(e))? as i64)
                 }
-                op::BININT2 => Arg::Int(
-                    u16::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
-                ),
-                op::BININT => Arg::Int(
-                    i32::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
-                ),
-                op::LONG_BINPUT | op::LONG_BINGET => Arg::Int(
-                    u32::from_le_bytes(self.r.array().map_err(|e| self.read_err(e))?) as i64,
-                ),
+                op::BININT2 => Arg::Int(u16::from_le_bytes(
+                    self.r.array().map_err(|e| self.read_err(e))?,
+                ) as i64),
+                op::BININT => Arg::Int(i32::from_le_bytes(
+                    self.r.array().map_err(|e| self.read_err(e))?,
+                ) as i64),
+                op::LONG_BINPUT | op::LONG_BINGET => Arg::Int(u32::from_le_bytes(
+                    self.r.array().map_err(|e| self.read_err(e))?,
+                ) as i64),
                 op::BINFLOAT => {
                     let f = f64::from_be_bytes(self.r.array().map_err(|e| self.read_err(e))?);
                     self.push(Val::Float(f))?;
@@ -1151,10 +1151,7 @@ impl<'a, 't> Machine<'a, 't> {
                         | Val::Int(_)
                         | Val::Float(_)
                         | Val::Str(_)
-                        | Val::Opaque(
-                            Opaque::Str | Opaque::Tuple | Opaque::List | Opaque::Dict,
-                            _
-                        )
+                        | Val::Opaque(Opaque::Str | Opaque::Tuple | Opaque::List | Opaque::Dict, _)
                 ) || matches!(
                     v.node(),
                     Some(
@@ -1292,8 +1289,7 @@ impl<'a, 't> Machine<'a, 't> {
             matches!(
                 v,
                 Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Str, _)
-            )
-                || matches!(v.node(), Some(NodeKind::Call(_) | NodeKind::Persistent(_)))
+            ) || matches!(v.node(), Some(NodeKind::Call(_) | NodeKind::Persistent(_)))
         };
         let ok = |v: &Val| v.as_str(self.data).is_some() || unknowable(v);
         if !(ok(&module) && ok(&name)) {
@@ -1749,11 +1745,13 @@ fn check_callable(v: &Val) -> Result<(), Brk> {
 
 /// `args` must be a tuple; values the machine cannot know might be one.
 fn maybe_tuple(v: &Val) -> bool {
-    matches!(v, Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Tuple, _))
-        || matches!(
-            v.node(),
-            Some(NodeKind::Tuple(_) | NodeKind::Call(_) | NodeKind::Persistent(_))
-        )
+    matches!(
+        v,
+        Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Tuple, _)
+    ) || matches!(
+        v.node(),
+        Some(NodeKind::Tuple(_) | NodeKind::Call(_) | NodeKind::Persistent(_))
+    )
 }
 
 /// The message stored with an anomaly.

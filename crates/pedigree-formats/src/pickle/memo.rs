@@ -424,7 +424,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// A dotted identifier (what a module or attribute name looks like).
 fn is_name(b: &[u8]) -> bool {
-    b.len() <= 256 && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+    b.len() <= 256
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
 }
 
 /// A fast non-cryptographic hash: a multiply-rotate over 8-byte words, then murmur3's

@@ -802,7 +802,9 @@ fn memo_past_its_exact_budget_keeps_names_and_types() {
 fn repeated_calls_of_a_global_are_counted() {
     // [_codecs.encode('x', 'latin1')] * 100 in protocol 2 style: every call is a REDUCE of the
     // same memoized global; the first few are recorded, the rest counted.
-    let mut d = b"\x80\x02]q\x00(c_codecs\nencode\nq\x01X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R".to_vec();
+    let mut d =
+        b"\x80\x02]q\x00(c_codecs\nencode\nq\x01X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R"
+            .to_vec();
     for _ in 1..100 {
         d.extend_from_slice(b"h\x01X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R");
     }

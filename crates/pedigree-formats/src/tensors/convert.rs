@@ -192,7 +192,11 @@ fn block(dt: DType, b: &[u8], y: &mut [f32], mut st: Option<&mut [f32]>) {
         }
         DType::Q4_0 | DType::Q4_1 => {
             let d = h(b, 0);
-            let (m, qs, off) = if dt == DType::Q4_1 { (h(b, 2), &b[4..20], 0.0) } else { (0.0, &b[2..18], 8.0) };
+            let (m, qs, off) = if dt == DType::Q4_1 {
+                (h(b, 2), &b[4..20], 0.0)
+            } else {
+                (0.0, &b[2..18], 8.0)
+            };
             for j in 0..16 {
                 y[j] = ((qs[j] & 0xf) as f32 - off) * d + m;
                 y[j + 16] = ((qs[j] >> 4) as f32 - off) * d + m;
@@ -202,7 +206,11 @@ fn block(dt: DType, b: &[u8], y: &mut [f32], mut st: Option<&mut [f32]>) {
         }
         DType::Q5_0 | DType::Q5_1 => {
             let d = h(b, 0);
-            let (m, hb, off) = if dt == DType::Q5_1 { (h(b, 2), 4, 0.0) } else { (0.0, 2, 16.0) };
+            let (m, hb, off) = if dt == DType::Q5_1 {
+                (h(b, 2), 4, 0.0)
+            } else {
+                (0.0, 2, 16.0)
+            };
             let qh = u32::from_le_bytes([b[hb], b[hb + 1], b[hb + 2], b[hb + 3]]);
             let qs = &b[hb + 4..hb + 20];
             for j in 0..16 {
@@ -218,7 +226,11 @@ fn block(dt: DType, b: &[u8], y: &mut [f32], mut st: Option<&mut [f32]>) {
             let d = h(b, 0);
             let dmin = h(b, 2);
             let sc = &b[4..16];
-            let (qh, mut ql) = if dt == DType::Q5K { (&b[16..48], &b[48..176]) } else { (&b[0..0], &b[16..144]) };
+            let (qh, mut ql) = if dt == DType::Q5K {
+                (&b[16..48], &b[48..176])
+            } else {
+                (&b[0..0], &b[16..144])
+            };
             let (mut u1, mut u2) = (1u8, 2u8);
             let mut is = 0;
             for j in (0..256).step_by(64) {
@@ -226,8 +238,16 @@ fn block(dt: DType, b: &[u8], y: &mut [f32], mut st: Option<&mut [f32]>) {
                 let (s2, m2) = scale_min_k4(is + 1, sc);
                 let (d1, m1, d2, m2) = (d * s1, dmin * m1, d * s2, dmin * m2);
                 for l in 0..32 {
-                    let hi1 = if dt == DType::Q5K && qh[l] & u1 != 0 { 16.0 } else { 0.0 };
-                    let hi2 = if dt == DType::Q5K && qh[l] & u2 != 0 { 16.0 } else { 0.0 };
+                    let hi1 = if dt == DType::Q5K && qh[l] & u1 != 0 {
+                        16.0
+                    } else {
+                        0.0
+                    };
+                    let hi2 = if dt == DType::Q5K && qh[l] & u2 != 0 {
+                        16.0
+                    } else {
+                        0.0
+                    };
                     y[j + l] = d1 * ((ql[l] & 0xf) as f32 + hi1) - m1;
                     y[j + 32 + l] = d2 * ((ql[l] >> 4) as f32 + hi2) - m2;
                     step(j + l, d1);
@@ -273,10 +293,18 @@ fn block(dt: DType, b: &[u8], y: &mut [f32], mut st: Option<&mut [f32]>) {
     }
 }
 
-fn blocks(dt: DType, d: &[u8], out: &mut [f32], mut steps: Option<&mut [f32]>) -> Result<(), String> {
+fn blocks(
+    dt: DType,
+    d: &[u8],
+    out: &mut [f32],
+    mut steps: Option<&mut [f32]>,
+) -> Result<(), String> {
     let (be, bb) = ggml_block(dt).ok_or("not a ggml block type")?;
     if out.len() % be != 0 {
-        return Err(format!("{} elements are not a multiple of the block size {be}", out.len()));
+        return Err(format!(
+            "{} elements are not a multiple of the block size {be}",
+            out.len()
+        ));
     }
     let nb = out.len() / be;
     let need = nb.checked_mul(bb).ok_or("size overflow")?;

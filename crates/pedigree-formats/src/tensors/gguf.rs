@@ -3,7 +3,9 @@
 //! Versions 2 and 3 (u64 counts); v1 is refused as ggml refuses it.
 
 use super::convert::ggml_block;
-use super::{DType, Layout, Limits, Parsed, Tensor, TensorFormat, bad, dense_checked, numel_checked};
+use super::{
+    DType, Layout, Limits, Parsed, Tensor, TensorFormat, bad, dense_checked, numel_checked,
+};
 
 struct R<'a> {
     d: &'a [u8],
@@ -12,16 +14,24 @@ struct R<'a> {
 
 impl<'a> R<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let e = self.p.checked_add(n).filter(|&e| e <= self.d.len()).ok_or("gguf: truncated")?;
+        let e = self
+            .p
+            .checked_add(n)
+            .filter(|&e| e <= self.d.len())
+            .ok_or("gguf: truncated")?;
         let s = &self.d[self.p..e];
         self.p = e;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "gguf")?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "gguf")?,
+        ))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "gguf")?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "gguf")?,
+        ))
     }
     fn string(&mut self) -> Result<&'a [u8], String> {
         let n = self.u64()?;
@@ -106,12 +116,17 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
     let mut r = R { d, p: 4 };
     let version = r.u32()?;
     if !(2..=3).contains(&version) {
-        return bad(format!("gguf: version {version} not supported (2 and 3 are)"));
+        return bad(format!(
+            "gguf: version {version} not supported (2 and 3 are)"
+        ));
     }
     let n_tensors = r.u64()?;
     let n_kv = r.u64()?;
-    if n_tensors > limits.max_tensors as u64 || n_tensors > d.len() as u64 || n_kv > d.len() as u64 {
-        return bad(format!("gguf: {n_tensors} tensors / {n_kv} keys exceed the file or the limits"));
+    if n_tensors > limits.max_tensors as u64 || n_tensors > d.len() as u64 || n_kv > d.len() as u64
+    {
+        return bad(format!(
+            "gguf: {n_tensors} tensors / {n_kv} keys exceed the file or the limits"
+        ));
     }
     let mut alignment = 32usize;
     let mut metadata = Vec::new();
@@ -152,13 +167,20 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
         dims.reverse(); // innermost first on disk; outermost first here
         let ty = r.u32()?;
         let offset = r.u64()?;
-        infos.push(Info { name, shape: dims, ty, offset });
+        infos.push(Info {
+            name,
+            shape: dims,
+            ty,
+            offset,
+        });
     }
     let data_start = r.p.div_ceil(alignment).saturating_mul(alignment);
     let mut tensors = Vec::new();
     for i in infos {
-        let dt = ggml_type(i.ty).ok_or_else(|| format!("gguf: {:?} has unsupported ggml type {}", i.name, i.ty))?;
-        let numel = numel_checked(&i.shape, limits).map_err(|m| format!("gguf: {:?}: {m}", i.name))?;
+        let dt = ggml_type(i.ty)
+            .ok_or_else(|| format!("gguf: {:?} has unsupported ggml type {}", i.name, i.ty))?;
+        let numel =
+            numel_checked(&i.shape, limits).map_err(|m| format!("gguf: {:?}: {m}", i.name))?;
         let off = usize::try_from(i.offset)
             .ok()
             .and_then(|o| o.checked_add(data_start))
@@ -166,17 +188,38 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
         let layout = if let Some((be, bb)) = ggml_block(dt) {
             // Blocks run along the innermost dimension.
             if i.shape.last().copied().unwrap_or(1) % be != 0 {
-                return bad(format!("gguf: {:?}: row of {:?} is not a whole number of blocks", i.name, i.shape));
+                return bad(format!(
+                    "gguf: {:?}: row of {:?} is not a whole number of blocks",
+                    i.name, i.shape
+                ));
             }
-            let end = (numel / be).checked_mul(bb).and_then(|l| l.checked_add(off));
+            let end = (numel / be)
+                .checked_mul(bb)
+                .and_then(|l| l.checked_add(off));
             if end.is_none_or(|e| e > d.len()) {
                 return bad(format!("gguf: {:?} data runs past the file", i.name));
             }
-            Layout::Ggml { buf: 0, offset: off, dtype: dt }
+            Layout::Ggml {
+                buf: 0,
+                offset: off,
+                dtype: dt,
+            }
         } else {
-            dense_checked(d.len(), 0, off, numel, dt, false).map_err(|m| format!("gguf: {:?}: {m}", i.name))?
+            dense_checked(d.len(), 0, off, numel, dt, false)
+                .map_err(|m| format!("gguf: {:?}: {m}", i.name))?
         };
-        tensors.push(Tensor { name: i.name, dtype: dt, shape: i.shape, quantized: dt.is_block_quant(), layout });
+        tensors.push(Tensor {
+            name: i.name,
+            dtype: dt,
+            shape: i.shape,
+            quantized: dt.is_block_quant(),
+            layout,
+        });
     }
-    Ok(Parsed { format: TensorFormat::Gguf, tensors, metadata, extra: Vec::new() })
+    Ok(Parsed {
+        format: TensorFormat::Gguf,
+        tensors,
+        metadata,
+        extra: Vec::new(),
+    })
 }

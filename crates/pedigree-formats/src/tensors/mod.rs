@@ -113,7 +113,10 @@ impl DType {
     /// ggml block-quantized types.
     pub fn is_block_quant(self) -> bool {
         use DType::*;
-        matches!(self, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K | Q8K)
+        matches!(
+            self,
+            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K | Q8K
+        )
     }
 
     /// Mantissa bits kept (precision rank, for orienting casts: more bits = closer to the source).
@@ -187,7 +190,11 @@ pub(crate) enum Layout {
         strides: Vec<usize>,
     },
     /// ggml blocks at `buf[offset ..]`, `numel` a multiple of the block size.
-    Ggml { buf: usize, offset: usize, dtype: DType },
+    Ggml {
+        buf: usize,
+        offset: usize,
+        dtype: DType,
+    },
     /// Values already decoded (ONNX typed fields).
     Values(Arc<Vec<f32>>),
     /// `(q - zero) * scale` over an integer tensor (ONNX `DequantizeLinear`, int8 with a scale):
@@ -328,7 +335,11 @@ pub fn sniff(data: &[u8]) -> Option<TensorFormat> {
         return Some(TensorFormat::Npy);
     }
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
-        return Some(if zip::looks_like_torch(data) { TensorFormat::TorchZip } else { TensorFormat::Npz });
+        return Some(if zip::looks_like_torch(data) {
+            TensorFormat::TorchZip
+        } else {
+            TensorFormat::Npz
+        });
     }
     if safetensors::looks_like(data) {
         return Some(TensorFormat::Safetensors);
@@ -347,7 +358,9 @@ fn parse(data: &[u8], dir: Option<&Path>, limits: &Limits) -> Result<Parsed, Str
         Some(TensorFormat::Npz) => npy::read_npz(data, limits),
         Some(TensorFormat::Safetensors) => safetensors::read(data, limits),
         Some(TensorFormat::Onnx) => onnx::read(data, dir, limits),
-        None => bad("not a tensor file this reader knows (safetensors, torch zip, GGUF, ONNX, npy, npz)"),
+        None => bad(
+            "not a tensor file this reader knows (safetensors, torch zip, GGUF, ONNX, npy, npz)",
+        ),
     }
 }
 
@@ -364,7 +377,9 @@ impl TensorFile {
             message: m,
         };
         let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        let meta = file.metadata().map_err(|e| err(format!("cannot stat: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| err(format!("cannot stat: {e}")))?;
         if !meta.is_file() {
             return Err(err("not a regular file".into()));
         }
@@ -379,11 +394,19 @@ impl TensorFile {
         } else {
             // SAFETY: read-only map of a file at rest; a concurrent truncation would SIGBUS, the
             // accepted hazard of mapping (reading multi-GB checkpoints whole is worse).
-            Buf::Map(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| err(format!("cannot map: {e}")))?)
+            Buf::Map(
+                unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| err(format!("cannot map: {e}")))?,
+            )
         };
         let dir: Option<PathBuf> = path.parent().map(|p| p.to_path_buf());
         let parsed = parse(buf.bytes(), dir.as_deref(), limits).map_err(err)?;
-        Ok(Self::assemble(path.display().to_string(), buf, parsed, limits))
+        Ok(Self::assemble(
+            path.display().to_string(),
+            buf,
+            parsed,
+            limits,
+        ))
     }
 
     /// Reads bytes already in memory (archive members, fuzzing). ONNX external data is refused
@@ -394,7 +417,12 @@ impl TensorFile {
             path: name.to_string(),
             message: m,
         })?;
-        Ok(Self::assemble(name.to_string(), Buf::Owned(data), parsed, &limits))
+        Ok(Self::assemble(
+            name.to_string(),
+            Buf::Owned(data),
+            parsed,
+            &limits,
+        ))
     }
 
     fn assemble(path: String, buf: Buf, p: Parsed, limits: &Limits) -> TensorFile {
@@ -425,23 +453,30 @@ impl TensorFile {
         })?;
         let n = t.numel();
         if n > self.limits.max_elements {
-            return Err(self.err(t, format!("{n} elements exceed the limit {}", self.limits.max_elements)));
+            return Err(self.err(
+                t,
+                format!("{n} elements exceed the limit {}", self.limits.max_elements),
+            ));
         }
         let mut out = vec![0f32; n];
-        self.decode(&t.layout, &t.shape, &mut out).map_err(|m| self.err(t, m))?;
+        self.decode(&t.layout, &t.shape, &mut out)
+            .map_err(|m| self.err(t, m))?;
         Ok(out)
     }
 
     /// For quantized tensors, the quantization step of every element (the value one integer
     /// level is worth); `None` for plain tensors.
     pub fn quant_steps(&self, i: usize) -> Result<Option<Vec<f32>>, TensorError> {
-        let Some(t) = self.tensors.get(i) else { return Ok(None) };
+        let Some(t) = self.tensors.get(i) else {
+            return Ok(None);
+        };
         let n = t.numel();
         match &t.layout {
             Layout::Ggml { buf, offset, dtype } => {
                 let mut out = vec![0f32; n];
                 let d = self.bufs[*buf].bytes();
-                convert::ggml_steps(*dtype, d.get(*offset..).unwrap_or(&[]), &mut out).map_err(|m| self.err(t, m))?;
+                convert::ggml_steps(*dtype, d.get(*offset..).unwrap_or(&[]), &mut out)
+                    .map_err(|m| self.err(t, m))?;
                 Ok(Some(out))
             }
             Layout::Affine { scale, axis, .. } => {
@@ -456,7 +491,13 @@ impl TensorFile {
     /// Zero-copy bytes of a dense little-endian `f32` tensor (the hashing fast path).
     pub fn f32_le_bytes(&self, i: usize) -> Option<&[u8]> {
         let t = self.tensors.get(i)?;
-        if let Layout::Dense { buf, offset, dtype: DType::F32, big_endian: false } = t.layout {
+        if let Layout::Dense {
+            buf,
+            offset,
+            dtype: DType::F32,
+            big_endian: false,
+        } = t.layout
+        {
             let len = t.numel().checked_mul(4)?;
             return self.bufs[buf].bytes().get(offset..offset.checked_add(len)?);
         }
@@ -466,7 +507,12 @@ impl TensorFile {
     fn decode(&self, layout: &Layout, shape: &[usize], out: &mut [f32]) -> Result<(), String> {
         let n = out.len();
         match layout {
-            Layout::Dense { buf, offset, dtype, big_endian } => {
+            Layout::Dense {
+                buf,
+                offset,
+                dtype,
+                big_endian,
+            } => {
                 let size = dtype.size().ok_or("not a plain dtype")?;
                 let len = n.checked_mul(size).ok_or("size overflow")?;
                 let d = self.bufs[*buf]
@@ -476,7 +522,15 @@ impl TensorFile {
                 convert::decode_plain(*dtype, *big_endian, d, out);
                 Ok(())
             }
-            Layout::Strided { buf, base, base_len, dtype, big_endian, offset, strides } => {
+            Layout::Strided {
+                buf,
+                base,
+                base_len,
+                dtype,
+                big_endian,
+                offset,
+                strides,
+            } => {
                 let size = dtype.size().ok_or("not a plain dtype")?;
                 let d = self.bufs[*buf]
                     .bytes()
@@ -489,7 +543,9 @@ impl TensorFile {
                         e += k * s;
                     }
                     let at = e * size;
-                    let b = d.get(at..at + size).ok_or("strided index outside its storage")?;
+                    let b = d
+                        .get(at..at + size)
+                        .ok_or("strided index outside its storage")?;
                     let mut one = [0f32; 1];
                     convert::decode_plain(*dtype, *big_endian, b, &mut one);
                     *o = one[0];
@@ -505,7 +561,10 @@ impl TensorFile {
                 Ok(())
             }
             Layout::Ggml { buf, offset, dtype } => {
-                let d = self.bufs[*buf].bytes().get(*offset..).ok_or("data outside the file")?;
+                let d = self.bufs[*buf]
+                    .bytes()
+                    .get(*offset..)
+                    .ok_or("data outside the file")?;
                 convert::dequantize(*dtype, d, out)
             }
             Layout::Values(v) => {
@@ -515,12 +574,19 @@ impl TensorFile {
                 out.copy_from_slice(v);
                 Ok(())
             }
-            Layout::Affine { inner, scale, zero, axis } => {
+            Layout::Affine {
+                inner,
+                scale,
+                zero,
+                axis,
+            } => {
                 self.decode(inner, shape, out)?;
                 if scale.is_empty() || scale.len() != zero.len() {
                     return bad("scale and zero point disagree");
                 }
-                affine_index(shape, *axis, scale.len(), |i, k| out[i] = (out[i] - zero[k]) * scale[k]);
+                affine_index(shape, *axis, scale.len(), |i, k| {
+                    out[i] = (out[i] - zero[k]) * scale[k]
+                });
                 Ok(())
             }
         }
@@ -546,14 +612,21 @@ fn affine_index(shape: &[usize], axis: usize, plen: usize, mut f: impl FnMut(usi
 /// Checked product of a shape against a limit.
 pub(crate) fn numel_checked(shape: &[usize], limits: &Limits) -> Result<usize, String> {
     if shape.len() > limits.max_rank {
-        return bad(format!("rank {} over the limit {}", shape.len(), limits.max_rank));
+        return bad(format!(
+            "rank {} over the limit {}",
+            shape.len(),
+            limits.max_rank
+        ));
     }
     let mut n: usize = 1;
     for &d in shape {
         n = n.checked_mul(d).ok_or("element count overflows")?;
     }
     if n > limits.max_elements {
-        return bad(format!("{n} elements over the limit {}", limits.max_elements));
+        return bad(format!(
+            "{n} elements over the limit {}",
+            limits.max_elements
+        ));
     }
     Ok(n)
 }
@@ -573,7 +646,14 @@ pub(crate) fn dense_checked(
         .and_then(|l| l.checked_add(offset))
         .ok_or("size overflow")?;
     if end > data_len {
-        return bad(format!("tensor data [{offset}, {end}) runs past the data ({data_len} bytes)"));
+        return bad(format!(
+            "tensor data [{offset}, {end}) runs past the data ({data_len} bytes)"
+        ));
     }
-    Ok(Layout::Dense { buf, offset, dtype, big_endian })
+    Ok(Layout::Dense {
+        buf,
+        offset,
+        dtype,
+        big_endian,
+    })
 }

@@ -41,7 +41,9 @@ fn descr(s: &str) -> Option<(DType, bool)> {
 
 /// Value of `'key':` in the header text, up to the next top-level comma or brace.
 fn field<'a>(h: &'a str, key: &str) -> Option<&'a str> {
-    let at = h.find(&format!("'{key}'")).or_else(|| h.find(&format!("\"{key}\"")))?;
+    let at = h
+        .find(&format!("'{key}'"))
+        .or_else(|| h.find(&format!("\"{key}\"")))?;
     let rest = &h[at + key.len() + 2..];
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     if rest.starts_with('(') {
@@ -63,9 +65,13 @@ fn header(d: &[u8]) -> Result<Header, String> {
         }
         v => return bad(format!("npy: version {v}")),
     };
-    let h = d.get(start..start.checked_add(hlen).ok_or("npy: overflow")?).ok_or("npy: header runs past the data")?;
+    let h = d
+        .get(start..start.checked_add(hlen).ok_or("npy: overflow")?)
+        .ok_or("npy: header runs past the data")?;
     let h = std::str::from_utf8(h).map_err(|_| "npy: header is not text")?;
-    let ds = field(h, "descr").ok_or("npy: no descr")?.trim_matches(['\'', '"']);
+    let ds = field(h, "descr")
+        .ok_or("npy: no descr")?
+        .trim_matches(['\'', '"']);
     let (dtype, big_endian) = descr(ds).ok_or_else(|| format!("npy: unsupported dtype {ds:?}"))?;
     let fortran = field(h, "fortran_order").is_some_and(|v| v.starts_with("True"));
     let sh = field(h, "shape").ok_or("npy: no shape")?;
@@ -74,16 +80,36 @@ fn header(d: &[u8]) -> Result<Header, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format!("npy: bad shape {sh:?}")))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| format!("npy: bad shape {sh:?}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Header { dtype, big_endian, fortran, shape, data_offset: start + hlen })
+    Ok(Header {
+        dtype,
+        big_endian,
+        fortran,
+        shape,
+        data_offset: start + hlen,
+    })
 }
 
-fn tensor(name: String, d: &[u8], base: usize, buf: usize, limits: &Limits) -> Result<Tensor, String> {
+fn tensor(
+    name: String,
+    d: &[u8],
+    base: usize,
+    buf: usize,
+    limits: &Limits,
+) -> Result<Tensor, String> {
     let h = header(d)?;
     let numel = numel_checked(&h.shape, limits)?;
     let size = h.dtype.size().unwrap_or(1);
-    if numel.checked_mul(size).and_then(|l| l.checked_add(h.data_offset)).is_none_or(|e| e > d.len()) {
+    if numel
+        .checked_mul(size)
+        .and_then(|l| l.checked_add(h.data_offset))
+        .is_none_or(|e| e > d.len())
+    {
         return bad(format!("npy: {name:?} data shorter than its shape"));
     }
     let offset = base + h.data_offset;
@@ -95,23 +121,49 @@ fn tensor(name: String, d: &[u8], base: usize, buf: usize, limits: &Limits) -> R
             strides.push(acc);
             acc = acc.saturating_mul(*s);
         }
-        Layout::Strided { buf, base: offset, base_len: numel * size, dtype: h.dtype, big_endian: h.big_endian, offset: 0, strides }
+        Layout::Strided {
+            buf,
+            base: offset,
+            base_len: numel * size,
+            dtype: h.dtype,
+            big_endian: h.big_endian,
+            offset: 0,
+            strides,
+        }
     } else {
-        Layout::Dense { buf, offset, dtype: h.dtype, big_endian: h.big_endian }
+        Layout::Dense {
+            buf,
+            offset,
+            dtype: h.dtype,
+            big_endian: h.big_endian,
+        }
     };
-    Ok(Tensor { name, dtype: h.dtype, shape: h.shape, quantized: false, layout })
+    Ok(Tensor {
+        name,
+        dtype: h.dtype,
+        shape: h.shape,
+        quantized: false,
+        layout,
+    })
 }
 
 pub(crate) fn read_npy(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
     let t = tensor("array".into(), d, 0, 0, limits)?;
-    Ok(Parsed { format: TensorFormat::Npy, tensors: vec![t], metadata: Vec::new(), extra: Vec::new() })
+    Ok(Parsed {
+        format: TensorFormat::Npy,
+        tensors: vec![t],
+        metadata: Vec::new(),
+        extra: Vec::new(),
+    })
 }
 
 pub(crate) fn read_npz(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     for m in zip::members(d, limits.max_tensors)? {
-        let Some(name) = m.name.strip_suffix(".npy") else { continue };
+        let Some(name) = m.name.strip_suffix(".npy") else {
+            continue;
+        };
         let t = match zip::data(d, &m, limits.max_inflated)? {
             Data::Borrowed(b, start) => tensor(name.to_string(), b, start, 0, limits)?,
             Data::Inflated(v) => {
@@ -125,5 +177,10 @@ pub(crate) fn read_npz(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
     if tensors.is_empty() {
         return bad("npz: no .npy members");
     }
-    Ok(Parsed { format: TensorFormat::Npz, tensors, metadata: Vec::new(), extra })
+    Ok(Parsed {
+        format: TensorFormat::Npz,
+        tensors,
+        metadata: Vec::new(),
+        extra,
+    })
 }

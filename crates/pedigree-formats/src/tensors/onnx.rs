@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Buf, DType, Layout, Limits, Parsed, Tensor, TensorFormat, bad, dense_checked, numel_checked};
+use super::{
+    Buf, DType, Layout, Limits, Parsed, Tensor, TensorFormat, bad, dense_checked, numel_checked,
+};
 
 /// One protobuf field: number and payload.
 enum F<'a> {
@@ -49,7 +51,9 @@ fn fields(d: &[u8]) -> Result<Vec<(u64, F<'_>)>, String> {
             }
             2 => {
                 let n = usize::try_from(varint(d, &mut p)?).map_err(|_| "onnx: length overflow")?;
-                let b = d.get(p..p.checked_add(n).ok_or("onnx: overflow")?).ok_or("onnx: field runs past its message")?;
+                let b = d
+                    .get(p..p.checked_add(n).ok_or("onnx: overflow")?)
+                    .ok_or("onnx: field runs past its message")?;
                 p += n;
                 F::Bytes(b)
             }
@@ -67,7 +71,8 @@ fn fields(d: &[u8]) -> Result<Vec<(u64, F<'_>)>, String> {
 
 /// The protobuf framing of a ModelProto: ir_version (field 1, varint) first, a graph (7).
 pub(crate) fn looks_like(d: &[u8]) -> bool {
-    d.first() == Some(&0x08) && fields(d).is_ok_and(|fs| fs.iter().any(|(n, f)| *n == 7 && matches!(f, F::Bytes(_))))
+    d.first() == Some(&0x08)
+        && fields(d).is_ok_and(|fs| fs.iter().any(|(n, f)| *n == 7 && matches!(f, F::Bytes(_))))
 }
 
 fn onnx_dtype(t: u64) -> Option<DType> {
@@ -116,7 +121,12 @@ struct Ctx<'a> {
     file_len: usize,
 }
 
-fn tensor(d: &[u8], base: usize, name_override: Option<&str>, ctx: &mut Ctx<'_>) -> Result<Tensor, String> {
+fn tensor(
+    d: &[u8],
+    base: usize,
+    name_override: Option<&str>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Tensor, String> {
     let fs = fields(d)?;
     let mut dims: Vec<u64> = Vec::new();
     let mut dt = 0u64;
@@ -151,7 +161,8 @@ fn tensor(d: &[u8], base: usize, name_override: Option<&str>, ctx: &mut Ctx<'_>)
     if let Some(o) = name_override {
         name = o.to_string();
     }
-    let dtype = onnx_dtype(dt).ok_or_else(|| format!("onnx: {name:?} has unsupported data_type {dt}"))?;
+    let dtype =
+        onnx_dtype(dt).ok_or_else(|| format!("onnx: {name:?} has unsupported data_type {dt}"))?;
     let shape: Vec<usize> = dims
         .iter()
         .map(|&x| usize::try_from(x).map_err(|_| format!("onnx: {name:?} dim overflow")))
@@ -159,20 +170,39 @@ fn tensor(d: &[u8], base: usize, name_override: Option<&str>, ctx: &mut Ctx<'_>)
     let numel = numel_checked(&shape, ctx.limits).map_err(|m| format!("onnx: {name:?}: {m}"))?;
     let size = dtype.size().unwrap_or(1);
     let layout = if location == 1 {
-        let loc = ext.get("location").ok_or_else(|| format!("onnx: {name:?} external data without location"))?;
-        let dir = ctx.dir.ok_or_else(|| format!("onnx: {name:?} has external data and no directory to resolve it"))?;
+        let loc = ext
+            .get("location")
+            .ok_or_else(|| format!("onnx: {name:?} external data without location"))?;
+        let dir = ctx.dir.ok_or_else(|| {
+            format!("onnx: {name:?} has external data and no directory to resolve it")
+        })?;
         let rel = Path::new(loc);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return bad(format!("onnx: {name:?} external data path {loc:?} leaves the model directory"));
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return bad(format!(
+                "onnx: {name:?} external data path {loc:?} leaves the model directory"
+            ));
         }
-        let off: usize = ext.get("offset").map(|s| s.parse().map_err(|_| "onnx: bad offset")).transpose()?.unwrap_or(0);
-        let bytes = std::fs::read(dir.join(rel)).map_err(|e| format!("onnx: {name:?} external data {loc:?}: {e}"))?;
+        let off: usize = ext
+            .get("offset")
+            .map(|s| s.parse().map_err(|_| "onnx: bad offset"))
+            .transpose()?
+            .unwrap_or(0);
+        let bytes = std::fs::read(dir.join(rel))
+            .map_err(|e| format!("onnx: {name:?} external data {loc:?}: {e}"))?;
         let len = bytes.len();
         ctx.extra.push(Buf::Owned(bytes));
-        dense_checked(len, ctx.extra.len(), off, numel, dtype, false).map_err(|m| format!("onnx: {name:?}: {m}"))?
+        dense_checked(len, ctx.extra.len(), off, numel, dtype, false)
+            .map_err(|m| format!("onnx: {name:?}: {m}"))?
     } else if let Some(r) = raw {
         if r.len() != numel * size {
-            return bad(format!("onnx: {name:?} raw_data has {} bytes for {numel} elements", r.len()));
+            return bad(format!(
+                "onnx: {name:?} raw_data has {} bytes for {numel} elements",
+                r.len()
+            ));
         }
         let off = r.as_ptr() as usize - base;
         dense_checked(ctx.file_len, 0, off, numel, dtype, false)?
@@ -187,14 +217,20 @@ fn tensor(d: &[u8], base: usize, name_override: Option<&str>, ctx: &mut Ctx<'_>)
                     if vals.len() + b.len() / 4 > numel {
                         return bad(format!("onnx: {name:?} float_data longer than the shape"));
                     }
-                    vals.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    vals.extend(
+                        b.chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
                 }
                 (4, F::Fixed32(v)) if vals.len() < numel => vals.push(f32::from_bits(*v)),
                 (10, F::Bytes(b)) => {
                     if vals.len() + b.len() / 8 > numel {
                         return bad(format!("onnx: {name:?} double_data longer than the shape"));
                     }
-                    vals.extend(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32));
+                    vals.extend(
+                        b.chunks_exact(8)
+                            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+                    );
                 }
                 (10, F::Fixed64(v)) if vals.len() < numel => vals.push(f64::from_bits(*v) as f32),
                 (5 | 7 | 11, f) => push_varints(f, &mut ints, numel)?,
@@ -213,11 +249,20 @@ fn tensor(d: &[u8], base: usize, name_override: Option<&str>, ctx: &mut Ctx<'_>)
                 .collect();
         }
         if vals.len() != numel {
-            return bad(format!("onnx: {name:?} has {} values for {numel} elements", vals.len()));
+            return bad(format!(
+                "onnx: {name:?} has {} values for {numel} elements",
+                vals.len()
+            ));
         }
         Layout::Values(Arc::new(vals))
     };
-    Ok(Tensor { name, dtype, shape, quantized: false, layout })
+    Ok(Tensor {
+        name,
+        dtype,
+        shape,
+        quantized: false,
+        layout,
+    })
 }
 
 struct Node {
@@ -229,13 +274,21 @@ struct Node {
 
 pub(crate) fn read(d: &[u8], dir: Option<&Path>, limits: &Limits) -> Result<Parsed, String> {
     let base = d.as_ptr() as usize;
-    let mut ctx = Ctx { dir, limits, extra: Vec::new(), file_len: d.len() };
+    let mut ctx = Ctx {
+        dir,
+        limits,
+        extra: Vec::new(),
+        file_len: d.len(),
+    };
     let top = fields(d)?;
     let mut metadata = Vec::new();
     let mut graph: Option<&[u8]> = None;
     for (n, f) in &top {
         match (n, f) {
-            (2, F::Bytes(b)) => metadata.push(("producer_name".into(), String::from_utf8_lossy(b).into_owned())),
+            (2, F::Bytes(b)) => metadata.push((
+                "producer_name".into(),
+                String::from_utf8_lossy(b).into_owned(),
+            )),
             (7, F::Bytes(b)) => graph = Some(b),
             _ => {}
         }
@@ -251,7 +304,12 @@ pub(crate) fn read(d: &[u8], dir: Option<&Path>, limits: &Limits) -> Result<Pars
         match n {
             5 => tensors.push(tensor(b, base, None, &mut ctx)?),
             1 => {
-                let mut node = Node { op: String::new(), inputs: vec![], outputs: vec![], axis: None };
+                let mut node = Node {
+                    op: String::new(),
+                    inputs: vec![],
+                    outputs: vec![],
+                    axis: None,
+                };
                 let mut const_t: Option<&[u8]> = None;
                 for (k, g) in fields(b)? {
                     let F::Bytes(s) = g else { continue };
@@ -288,7 +346,12 @@ pub(crate) fn read(d: &[u8], dir: Option<&Path>, limits: &Limits) -> Result<Pars
         }
     }
     fold_dequantize(&mut tensors, &nodes, d, &ctx.extra);
-    Ok(Parsed { format: TensorFormat::Onnx, tensors, metadata, extra: ctx.extra })
+    Ok(Parsed {
+        format: TensorFormat::Onnx,
+        tensors,
+        metadata,
+        extra: ctx.extra,
+    })
 }
 
 /// Replaces `DequantizeLinear(q, scale[, zero])` inputs by one float tensor named by its output.
@@ -297,7 +360,10 @@ fn fold_dequantize(tensors: &mut Vec<Tensor>, nodes: &[Node], file: &[u8], extra
     let mut added = Vec::new();
     for n in nodes.iter().filter(|n| n.op == "DequantizeLinear") {
         let find = |nm: &str| tensors.iter().position(|t| t.name == nm);
-        let (Some(qi), Some(si)) = (n.inputs.first().and_then(|x| find(x)), n.inputs.get(1).and_then(|x| find(x))) else {
+        let (Some(qi), Some(si)) = (
+            n.inputs.first().and_then(|x| find(x)),
+            n.inputs.get(1).and_then(|x| find(x)),
+        ) else {
             continue;
         };
         let q = &tensors[qi];
@@ -317,8 +383,15 @@ fn fold_dequantize(tensors: &mut Vec<Tensor>, nodes: &[Node], file: &[u8], extra
             }
             scale_vals(t).or_else(|| small_dense(t, file, extra))
         };
-        let Some(scale) = read_small(&tensors[si]) else { continue };
-        let zero = match n.inputs.get(2).filter(|x| !x.is_empty()).and_then(|x| find(x)) {
+        let Some(scale) = read_small(&tensors[si]) else {
+            continue;
+        };
+        let zero = match n
+            .inputs
+            .get(2)
+            .filter(|x| !x.is_empty())
+            .and_then(|x| find(x))
+        {
             Some(zi) => match read_small(&tensors[zi]) {
                 Some(z) => z,
                 None => continue,
@@ -334,13 +407,20 @@ fn fold_dequantize(tensors: &mut Vec<Tensor>, nodes: &[Node], file: &[u8], extra
         if scale.len() > 1 && (axis < 0 || axis >= rank || q.shape[axis as usize] != scale.len()) {
             continue;
         }
-        let Some(out) = n.outputs.first() else { continue };
+        let Some(out) = n.outputs.first() else {
+            continue;
+        };
         added.push(Tensor {
             name: out.clone(),
             dtype: q.dtype,
             shape: q.shape.clone(),
             quantized: true,
-            layout: Layout::Affine { inner: Box::new(q.layout.clone()), scale, zero, axis: axis.max(0) as usize },
+            layout: Layout::Affine {
+                inner: Box::new(q.layout.clone()),
+                scale,
+                zero,
+                axis: axis.max(0) as usize,
+            },
         });
         consumed.insert(qi);
         consumed.insert(si);
@@ -358,8 +438,20 @@ fn fold_dequantize(tensors: &mut Vec<Tensor>, nodes: &[Node], file: &[u8], extra
 
 /// Decodes a small dense tensor (scale, zero point) from the bytes it lives in.
 fn small_dense(t: &Tensor, file: &[u8], extra: &[Buf]) -> Option<Vec<f32>> {
-    let Layout::Dense { buf, offset, dtype, big_endian } = t.layout else { return None };
-    let data = if buf == 0 { file } else { extra.get(buf - 1)?.bytes() };
+    let Layout::Dense {
+        buf,
+        offset,
+        dtype,
+        big_endian,
+    } = t.layout
+    else {
+        return None;
+    };
+    let data = if buf == 0 {
+        file
+    } else {
+        extra.get(buf - 1)?.bytes()
+    };
     let n = t.numel();
     let b = data.get(offset..offset.checked_add(n.checked_mul(dtype.size()?)?)?)?;
     let mut out = vec![0f32; n];

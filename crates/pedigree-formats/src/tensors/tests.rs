@@ -6,11 +6,17 @@ use std::path::PathBuf;
 use super::*;
 
 fn fam(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/lineage/families").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/lineage/families")
+        .join(p)
 }
 
 fn by_name<'a>(f: &'a TensorFile, n: &str) -> (usize, &'a Tensor) {
-    f.tensors.iter().enumerate().find(|(_, t)| t.name == n).unwrap_or_else(|| panic!("no {n}"))
+    f.tensors
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.name == n)
+        .unwrap_or_else(|| panic!("no {n}"))
 }
 
 #[test]
@@ -32,7 +38,11 @@ fn every_format_reads_the_same_weights() {
     // fp16 safetensors
     let h = TensorFile::open(&fam("a-fp16/model.safetensors")).unwrap();
     let (j, _) = by_name(&h, "fc2.weight");
-    assert!(w.iter().zip(&h.values(j).unwrap()).all(|(x, y)| round_to_f16(*x) == *y));
+    assert!(
+        w.iter()
+            .zip(&h.values(j).unwrap())
+            .all(|(x, y)| round_to_f16(*x) == *y)
+    );
 
     // ONNX: transposed MatMul weight, renamed
     let ox = TensorFile::open(&fam("a-onnx/model.onnx")).unwrap();
@@ -65,7 +75,13 @@ fn every_format_reads_the_same_weights() {
         let v = g.values(j).unwrap();
         let s = g.quant_steps(j).unwrap().unwrap();
         for k in 0..v.len() {
-            assert!((w[k] - v[k]).abs() <= tol * s[k] + 1e-6, "{f} {k}: {} {} {}", w[k], v[k], s[k]);
+            assert!(
+                (w[k] - v[k]).abs() <= tol * s[k] + 1e-6,
+                "{f} {k}: {} {} {}",
+                w[k],
+                v[k],
+                s[k]
+            );
         }
     }
 }
@@ -74,7 +90,10 @@ fn every_format_reads_the_same_weights() {
 fn npy_and_npz() {
     // A hand-written .npy (v1, '<f4', (2, 3)) and the same in Fortran order.
     fn npy(descr: &str, fortran: bool, vals: &[f32]) -> Vec<u8> {
-        let mut h = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': (2, 3), }}", if fortran { "True" } else { "False" });
+        let mut h = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': (2, 3), }}",
+            if fortran { "True" } else { "False" }
+        );
         while (10 + h.len() + 1) % 64 != 0 {
             h.push(' ');
         }
@@ -105,7 +124,11 @@ impl Rng {
         self.0
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 

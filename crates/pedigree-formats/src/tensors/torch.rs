@@ -57,7 +57,9 @@ fn int(v: &Value) -> Option<i64> {
 fn ints(v: &Value) -> Option<Vec<i64>> {
     match v {
         Value::Tuple(items) => items.iter().map(int).collect(),
-        Value::List { items, len } if *len as usize == items.len() => items.iter().map(int).collect(),
+        Value::List { items, len } if *len as usize == items.len() => {
+            items.iter().map(int).collect()
+        }
         _ => None,
     }
 }
@@ -89,8 +91,12 @@ fn global_name(v: &Value) -> Option<(&str, &str)> {
 
 /// The storage behind `Persistent(('storage', StorageType, key, location, numel))`.
 fn storage(v: &Value) -> Option<(String, DType)> {
-    let Value::Persistent(inner) = v else { return None };
-    let Value::Tuple(t) = inner.as_ref() else { return None };
+    let Value::Persistent(inner) = v else {
+        return None;
+    };
+    let Value::Tuple(t) = inner.as_ref() else {
+        return None;
+    };
     if t.len() < 3 || text(&t[0]).as_deref() != Some("storage") {
         return None;
     }
@@ -104,7 +110,11 @@ fn walk(v: &Value, name: &str, depth: usize, out: &mut Vec<Found>, max: usize) {
     }
     let child = |k: &Value| -> String {
         let k = text(k).unwrap_or_else(|| "?".into());
-        if name.is_empty() { k } else { format!("{name}.{k}") }
+        if name.is_empty() {
+            k
+        } else {
+            format!("{name}.{k}")
+        }
     };
     match v {
         Value::Dict { items, .. } => {
@@ -124,23 +134,40 @@ fn walk(v: &Value, name: &str, depth: usize, out: &mut Vec<Found>, max: usize) {
                 _ => &[],
             };
             match fname {
-                "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3" if args.len() >= 4 => {
-                    if let (Some((key, sdt)), Some(offset), Some(size), Some(stride)) =
-                        (storage(&args[0]), int(&args[1]), ints(&args[2]), ints(&args[3]))
-                    {
+                "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3"
+                    if args.len() >= 4 =>
+                {
+                    if let (Some((key, sdt)), Some(offset), Some(size), Some(stride)) = (
+                        storage(&args[0]),
+                        int(&args[1]),
+                        ints(&args[2]),
+                        ints(&args[3]),
+                    ) {
                         // v3 (untyped storage) names the dtype as a GLOBAL `torch.<dtype>`.
                         let dtype = if fname == "_rebuild_tensor_v3" {
-                            args.get(6).and_then(global_name).and_then(|(_, n)| torch_dtype(n)).unwrap_or(sdt)
+                            args.get(6)
+                                .and_then(global_name)
+                                .and_then(|(_, n)| torch_dtype(n))
+                                .unwrap_or(sdt)
                         } else {
                             sdt
                         };
-                        out.push(Found { name: name.to_string(), key, dtype, offset, size, stride });
+                        out.push(Found {
+                            name: name.to_string(),
+                            key,
+                            dtype,
+                            offset,
+                            size,
+                            stride,
+                        });
                     }
                 }
                 "_rebuild_parameter" | "_rebuild_parameter_with_state" if !args.is_empty() => {
                     walk(&args[0], name, depth + 1, out, max);
                 }
-                "_rebuild_from_type_v2" if args.len() >= 3 => walk(&args[2], name, depth + 1, out, max),
+                "_rebuild_from_type_v2" if args.len() >= 3 => {
+                    walk(&args[2], name, depth + 1, out, max)
+                }
                 _ => {
                     // OrderedDict and other containers: entries arrive through SETITEM(S)/APPEND(S).
                     for (k, x) in &c.pairs {
@@ -166,7 +193,8 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
         Some(i) => first.name[..=i].to_string(),
         None => String::new(),
     };
-    let by_name: HashMap<&str, &zip::Member> = members.iter().rev().map(|m| (m.name.as_str(), m)).collect();
+    let by_name: HashMap<&str, &zip::Member> =
+        members.iter().rev().map(|m| (m.name.as_str(), m)).collect();
     // torch takes the first of duplicate names: iterate reversed so the first wins in the map.
     let pkl_m = by_name
         .get(format!("{prefix}data.pkl").as_str())
@@ -186,7 +214,9 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
     let mut opts = pickle::Options::default();
     opts.limits.max_kept_bytes = 4096;
     let report = pickle::analyze_one(&pkl, 0, ReadMode::InMemory, &opts);
-    let value = report.result.ok_or("torch zip: data.pkl did not produce a value")?;
+    let value = report
+        .result
+        .ok_or("torch zip: data.pkl did not produce a value")?;
     let mut found = Vec::new();
     walk(&value, "", 0, &mut found, limits.max_tensors);
     // storage key -> (buffer index, start, len)
@@ -208,11 +238,18 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
             storages.insert(f.key.clone(), loc);
         }
         let (buf, base, base_len) = storages[&f.key];
-        if f.size.len() != f.stride.len() || f.offset < 0 || f.size.iter().chain(&f.stride).any(|&x| x < 0) {
-            return bad(format!("torch zip: {:?} has an invalid size/stride", f.name));
+        if f.size.len() != f.stride.len()
+            || f.offset < 0
+            || f.size.iter().chain(&f.stride).any(|&x| x < 0)
+        {
+            return bad(format!(
+                "torch zip: {:?} has an invalid size/stride",
+                f.name
+            ));
         }
         let shape: Vec<usize> = f.size.iter().map(|&x| x as usize).collect();
-        let numel = numel_checked(&shape, limits).map_err(|m| format!("torch zip: {:?}: {m}", f.name))?;
+        let numel =
+            numel_checked(&shape, limits).map_err(|m| format!("torch zip: {:?}: {m}", f.name))?;
         let size = f.dtype.size().unwrap_or(1);
         let strides: Vec<usize> = f.stride.iter().map(|&x| x as usize).collect();
         let offset = f.offset as usize;
@@ -222,7 +259,10 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
             hi += (s.saturating_sub(1) as u128) * (*st as u128);
         }
         if numel > 0 && (hi + 1) * size as u128 > base_len as u128 {
-            return bad(format!("torch zip: {:?} reaches past its storage {}", f.name, f.key));
+            return bad(format!(
+                "torch zip: {:?} reaches past its storage {}",
+                f.name, f.key
+            ));
         }
         // C-contiguous views become a dense slice (the common case, and the fast path).
         let mut contiguous = true;
@@ -234,14 +274,38 @@ pub(crate) fn read(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
             expect = expect.saturating_mul(*s);
         }
         let layout = if contiguous {
-            Layout::Dense { buf, offset: base + offset * size, dtype: f.dtype, big_endian }
+            Layout::Dense {
+                buf,
+                offset: base + offset * size,
+                dtype: f.dtype,
+                big_endian,
+            }
         } else {
-            Layout::Strided { buf, base, base_len, dtype: f.dtype, big_endian, offset, strides }
+            Layout::Strided {
+                buf,
+                base,
+                base_len,
+                dtype: f.dtype,
+                big_endian,
+                offset,
+                strides,
+            }
         };
-        tensors.push(Tensor { name: f.name, dtype: f.dtype, shape, quantized: false, layout });
+        tensors.push(Tensor {
+            name: f.name,
+            dtype: f.dtype,
+            shape,
+            quantized: false,
+            layout,
+        });
     }
     if tensors.is_empty() {
         return bad("torch zip: no tensors found in data.pkl");
     }
-    Ok(Parsed { format: TensorFormat::TorchZip, tensors, metadata: Vec::new(), extra })
+    Ok(Parsed {
+        format: TensorFormat::TorchZip,
+        tensors,
+        metadata: Vec::new(),
+        extra,
+    })
 }

@@ -14,13 +14,19 @@ pub(crate) struct Member {
 }
 
 fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn u64_at(d: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        d.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Members from the central directory (ZIP64 aware), at most `max`.
@@ -41,7 +47,10 @@ pub(crate) fn members(d: &[u8], max: usize) -> Result<Vec<Member>, String> {
     };
     let mut count = u16_at(d, eocd + 10).ok_or("zip: short EOCD")? as u64;
     let mut cd_off = u32_at(d, eocd + 16).ok_or("zip: short EOCD")? as u64;
-    if eocd >= 76 && d.get(eocd - 20..eocd - 16) == Some(b"PK\x06\x07") && d.get(eocd - 76..eocd - 72) == Some(b"PK\x06\x06") {
+    if eocd >= 76
+        && d.get(eocd - 20..eocd - 16) == Some(b"PK\x06\x07")
+        && d.get(eocd - 76..eocd - 72) == Some(b"PK\x06\x06")
+    {
         let r = eocd - 76;
         count = u64_at(d, r + 32).ok_or("zip: short ZIP64 record")?;
         cd_off = u64_at(d, r + 48).ok_or("zip: short ZIP64 record")?;
@@ -59,10 +68,14 @@ pub(crate) fn members(d: &[u8], max: usize) -> Result<Vec<Member>, String> {
         let xlen = u16_at(d, p + 30).ok_or("zip: short entry")? as usize;
         let clen = u16_at(d, p + 32).ok_or("zip: short entry")? as usize;
         let mut lho = u32_at(d, p + 42).ok_or("zip: short entry")? as u64;
-        let name_b = d.get(p + 46..p + 46 + nlen).ok_or("zip: name outside the file")?;
+        let name_b = d
+            .get(p + 46..p + 46 + nlen)
+            .ok_or("zip: name outside the file")?;
         let name = String::from_utf8_lossy(name_b).into_owned();
         // ZIP64 extra: fields present only for the values that are 0xFFFFFFFF, in this order.
-        let extra = d.get(p + 46 + nlen..p + 46 + nlen + xlen).ok_or("zip: extra outside the file")?;
+        let extra = d
+            .get(p + 46 + nlen..p + 46 + nlen + xlen)
+            .ok_or("zip: extra outside the file")?;
         let mut x = 0;
         while x + 4 <= extra.len() {
             let id = u16::from_le_bytes([extra[x], extra[x + 1]]);
@@ -90,7 +103,13 @@ pub(crate) fn members(d: &[u8], max: usize) -> Result<Vec<Member>, String> {
         if data_start.checked_add(csize).is_none_or(|e| e > d.len()) {
             return Err(format!("zip: member {name:?} data runs past the file"));
         }
-        out.push(Member { name, method, data_start, csize, usize_: usz });
+        out.push(Member {
+            name,
+            method,
+            data_start,
+            csize,
+            usize_: usz,
+        });
         p += 46 + nlen + xlen + clen;
     }
     Ok(out)
@@ -108,7 +127,10 @@ pub(crate) fn data<'a>(d: &'a [u8], m: &Member, max: usize) -> Result<Data<'a>, 
         0 => Ok(Data::Borrowed(raw, m.data_start)),
         8 => {
             if m.usize_ > max as u64 {
-                return Err(format!("zip: member {:?} inflates to {} bytes, over the limit", m.name, m.usize_));
+                return Err(format!(
+                    "zip: member {:?} inflates to {} bytes, over the limit",
+                    m.name, m.usize_
+                ));
             }
             let mut out = Vec::with_capacity(m.usize_ as usize);
             flate2::read::DeflateDecoder::new(raw)
@@ -120,11 +142,17 @@ pub(crate) fn data<'a>(d: &'a [u8], m: &Member, max: usize) -> Result<Data<'a>, 
             }
             Ok(Data::Inflated(out))
         }
-        other => Err(format!("zip: member {:?} uses unsupported method {other}", m.name)),
+        other => Err(format!(
+            "zip: member {:?} uses unsupported method {other}",
+            m.name
+        )),
     }
 }
 
 /// A torch checkpoint has a `<prefix>/data.pkl` member.
 pub(crate) fn looks_like_torch(d: &[u8]) -> bool {
-    members(d, 10_000).is_ok_and(|ms| ms.iter().any(|m| m.name.ends_with("/data.pkl") || m.name == "data.pkl"))
+    members(d, 10_000).is_ok_and(|ms| {
+        ms.iter()
+            .any(|m| m.name.ends_with("/data.pkl") || m.name == "data.pkl")
+    })
 }

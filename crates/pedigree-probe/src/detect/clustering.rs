@@ -23,7 +23,12 @@ pub struct AcConfig {
 
 impl Default for AcConfig {
     fn default() -> Self {
-        Self { dims: 10, size_threshold: 0.35, silhouette_threshold: 0.3, seed: 3 }
+        Self {
+            dims: 10,
+            size_threshold: 0.35,
+            silhouette_threshold: 0.3,
+            seed: 3,
+        }
     }
 }
 
@@ -47,18 +52,25 @@ pub fn activation_clustering(
     cfg: &AcConfig,
 ) -> Result<(Report, Vec<usize>)> {
     if hidden == 0 || feats.len() != labels.len() * hidden {
-        return Err(ProbeError::Invalid("activations and labels disagree in length".into()));
+        return Err(ProbeError::Invalid(
+            "activations and labels disagree in length".into(),
+        ));
     }
     let mut rng = Rng::new(cfg.seed);
     let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
     let mut splits = Vec::new();
     let mut flagged_idx = Vec::new();
     for c in 0..classes {
-        let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] as usize == c).collect();
+        let idx: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] as usize == c)
+            .collect();
         if idx.len() < 10 {
             continue;
         }
-        let x: Vec<f32> = idx.iter().flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied()).collect();
+        let x: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied())
+            .collect();
         let z = pca(&x, hidden, cfg.dims);
         let d = cfg.dims.min(hidden);
         let a = two_means(&z, d, 3, &mut rng);
@@ -68,9 +80,20 @@ pub fn activation_clustering(
         let sil = silhouette(&z, d, &a, 400);
         let flagged = frac < cfg.size_threshold && sil >= cfg.silhouette_threshold;
         if flagged {
-            flagged_idx.extend(idx.iter().zip(&a).filter(|(_, v)| **v == small).map(|(i, _)| *i));
+            flagged_idx.extend(
+                idx.iter()
+                    .zip(&a)
+                    .filter(|(_, v)| **v == small)
+                    .map(|(i, _)| *i),
+            );
         }
-        splits.push(ClassSplit { label: c, samples: idx.len(), smaller_fraction: frac, silhouette: sil, flagged });
+        splits.push(ClassSplit {
+            label: c,
+            samples: idx.len(),
+            smaller_fraction: frac,
+            silhouette: sil,
+            flagged,
+        });
     }
     // Model-level score: the best-separated small cluster of any label.
     let score = splits

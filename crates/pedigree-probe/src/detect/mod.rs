@@ -18,7 +18,11 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn from_flag(flag: bool) -> Self {
-        if flag { Verdict::Backdoored } else { Verdict::Clean }
+        if flag {
+            Verdict::Backdoored
+        } else {
+            Verdict::Clean
+        }
     }
 }
 
@@ -39,7 +43,13 @@ pub fn anomaly_below_median(values: &[f64]) -> Vec<f64> {
     let mad = crate::metrics::median(&dev) * 1.4826;
     values
         .iter()
-        .map(|v| if *v >= med || mad <= 0.0 { 0.0 } else { (med - v) / mad })
+        .map(|v| {
+            if *v >= med || mad <= 0.0 {
+                0.0
+            } else {
+                (med - v) / mad
+            }
+        })
         .collect()
 }
 

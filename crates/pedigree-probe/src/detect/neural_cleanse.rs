@@ -103,7 +103,11 @@ struct Adam {
 
 impl Adam {
     fn new(n: usize) -> Self {
-        Self { m: vec![0.0; n], v: vec![0.0; n], t: 0 }
+        Self {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
     }
     /// The original implementation's betas (0.5, 0.9).
     fn step(&mut self, x: &mut [f32], g: &[f32], lr: f32) {
@@ -145,9 +149,16 @@ pub struct NcOutcome {
 }
 
 /// Runs Neural Cleanse on a model with `clean` inputs (a few hundred suffice).
-pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) -> Result<NcOutcome> {
+pub fn neural_cleanse(
+    name: &str,
+    w: &Weights,
+    clean: &Dataset,
+    cfg: &NcConfig,
+) -> Result<NcOutcome> {
     if clean.is_empty() || cfg.restarts == 0 || cfg.batch == 0 || cfg.epoch_steps == 0 {
-        return Err(ProbeError::Invalid("neural cleanse needs clean inputs, restarts, batch and epoch steps".into()));
+        return Err(ProbeError::Invalid(
+            "neural cleanse needs clean inputs, restarts, batch and epoch steps".into(),
+        ));
     }
     let started = std::time::Instant::now();
     let classes = w.arch.classes;
@@ -160,7 +171,15 @@ pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) 
     let mut mask_raw: Vec<f32> = (0..k * PIXELS).map(|_| -2.0 + 0.5 * rng.normal()).collect();
     let mut pat_raw: Vec<f32> = (0..k * PIXELS).map(|_| rng.normal()).collect();
     let (mut adam_m, mut adam_p) = (Adam::new(k * PIXELS), Adam::new(k * PIXELS));
-    let init = Schedule { cost: cfg.init_cost, up: 0, down: 0, best_l1: f32::INFINITY, best: None, epoch_asr: 0.0, epoch_l1: 0.0 };
+    let init = Schedule {
+        cost: cfg.init_cost,
+        up: 0,
+        down: 0,
+        best_l1: f32::INFINITY,
+        best: None,
+        epoch_asr: 0.0,
+        epoch_l1: 0.0,
+    };
     let mut sched = vec![init; k];
     // Mask k optimises toward label k % classes.
     let targets: Vec<usize> = (0..k).map(|i| i % classes).collect();
@@ -177,24 +196,33 @@ pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) 
         for _ in 0..b {
             xs.extend_from_slice(clean.image(rng.below(clean.len())));
         }
-        let x = Tensor::<3>::from_data(TensorData::new(xs, [1, b, PIXELS]), &dev).expand([k, b, PIXELS]);
-        let m_raw = Tensor::<3>::from_data(TensorData::new(mask_raw.clone(), [k, 1, PIXELS]), &dev).require_grad();
-        let p_raw = Tensor::<3>::from_data(TensorData::new(pat_raw.clone(), [k, 1, PIXELS]), &dev).require_grad();
+        let x = Tensor::<3>::from_data(TensorData::new(xs, [1, b, PIXELS]), &dev)
+            .expand([k, b, PIXELS]);
+        let m_raw = Tensor::<3>::from_data(TensorData::new(mask_raw.clone(), [k, 1, PIXELS]), &dev)
+            .require_grad();
+        let p_raw = Tensor::<3>::from_data(TensorData::new(pat_raw.clone(), [k, 1, PIXELS]), &dev)
+            .require_grad();
         let m = m_raw.clone().tanh().add_scalar(1.0).mul_scalar(0.5);
         let p = p_raw.clone().tanh().add_scalar(1.0).mul_scalar(0.5);
         let me = m.clone().expand([k, b, PIXELS]);
         let pe = p.expand([k, b, PIXELS]);
         let adv = x.clone() - x * me.clone() + me * pe;
         let logits = net.forward(adv.reshape([k * b, 1, s, s]));
-        let ce = (log_softmax(logits.clone(), 1) * onehot.clone()).sum_dim(1).neg(); // [k*b, 1]
+        let ce = (log_softmax(logits.clone(), 1) * onehot.clone())
+            .sum_dim(1)
+            .neg(); // [k*b, 1]
         let ce_k = ce.reshape([k, b]).mean_dim(1); // [k, 1]
         let l1 = m.reshape([k, PIXELS]).sum_dim(1); // [k, 1]
         let costs: Vec<f32> = sched.iter().map(|s| s.cost).collect();
         let cost_t = Tensor::<2>::from_data(TensorData::new(costs, [k, 1]), &dev);
         let loss = (ce_k + l1.clone() * cost_t).sum();
         let grads = loss.backward();
-        let gm = m_raw.grad(&grads).ok_or_else(|| ProbeError::Tensor("no mask gradient".into()))?;
-        let gp = p_raw.grad(&grads).ok_or_else(|| ProbeError::Tensor("no pattern gradient".into()))?;
+        let gm = m_raw
+            .grad(&grads)
+            .ok_or_else(|| ProbeError::Tensor("no mask gradient".into()))?;
+        let gp = p_raw
+            .grad(&grads)
+            .ok_or_else(|| ProbeError::Tensor("no pattern gradient".into()))?;
 
         // Attack success and mask size of this step, before the update.
         let lv = model::to_vec(logits.detach())?;
@@ -220,7 +248,8 @@ pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) 
     }
 
     // Per label: the best (smallest) mask over restarts.
-    let mut per_label: Vec<(f64, bool, Option<(Vec<f32>, Vec<f32>)>)> = vec![(f64::INFINITY, false, None); classes];
+    let mut per_label: Vec<(f64, bool, Option<(Vec<f32>, Vec<f32>)>)> =
+        vec![(f64::INFINITY, false, None); classes];
     for (i, sc) in sched.iter().enumerate() {
         let lab = targets[i];
         let (l1, reached, mp) = match &sc.best {
@@ -259,8 +288,15 @@ pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) 
             log_anomaly_index: log_anomaly[l],
         })
         .collect();
-    let (mask, pattern) = per_label[flagged].2.clone().unwrap_or((vec![0.0; PIXELS], vec![0.0; PIXELS]));
-    let trigger = Trigger { name: format!("neural-cleanse {name} label {flagged}"), mask, pattern };
+    let (mask, pattern) = per_label[flagged]
+        .2
+        .clone()
+        .unwrap_or((vec![0.0; PIXELS], vec![0.0; PIXELS]));
+    let trigger = Trigger {
+        name: format!("neural-cleanse {name} label {flagged}"),
+        mask,
+        pattern,
+    };
     let is_backdoor = score > cfg.anomaly_threshold;
     let report = Report {
         detector: "neural-cleanse",
@@ -279,5 +315,9 @@ pub fn neural_cleanse(name: &str, w: &Weights, clean: &Dataset, cfg: &NcConfig) 
         }),
     };
     tracing::debug!(model = name, score, flagged, "neural cleanse done");
-    Ok(NcOutcome { report, labels, trigger })
+    Ok(NcOutcome {
+        report,
+        labels,
+        trigger,
+    })
 }

@@ -26,7 +26,12 @@ pub struct ReplayConfig {
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        Self { inputs: 1000, controls: 3, threshold: 0.5, seed: 7 }
+        Self {
+            inputs: 1000,
+            controls: 3,
+            threshold: 0.5,
+            seed: 7,
+        }
     }
 }
 
@@ -35,13 +40,27 @@ fn flip_rates(clean: &[u8], stamped: &[u8], classes: usize) -> Vec<f64> {
     (0..classes as u8)
         .map(|l| {
             let base = clean.iter().filter(|&&p| p != l).count();
-            let flips = clean.iter().zip(stamped).filter(|(c, s)| **c != l && **s == l).count();
-            if base == 0 { 0.0 } else { flips as f64 / base as f64 }
+            let flips = clean
+                .iter()
+                .zip(stamped)
+                .filter(|(c, s)| **c != l && **s == l)
+                .count();
+            if base == 0 {
+                0.0
+            } else {
+                flips as f64 / base as f64
+            }
         })
         .collect()
 }
 
-pub fn replay(name: &str, model: &Model, trigger: &Trigger, inputs: &Dataset, cfg: &ReplayConfig) -> Result<Report> {
+pub fn replay(
+    name: &str,
+    model: &Model,
+    trigger: &Trigger,
+    inputs: &Dataset,
+    cfg: &ReplayConfig,
+) -> Result<Report> {
     trigger.validate()?;
     if inputs.is_empty() {
         return Err(ProbeError::Invalid("replay needs clean inputs".into()));

@@ -26,7 +26,10 @@ pub struct SpectralConfig {
 
 impl Default for SpectralConfig {
     fn default() -> Self {
-        Self { epsilon: 0.3, bimodality: 0.8 }
+        Self {
+            epsilon: 0.3,
+            bimodality: 0.8,
+        }
     }
 }
 
@@ -57,13 +60,18 @@ fn split_1d(z: &[f64]) -> (f64, Vec<usize>) {
     for k in 1..n {
         left += z[order[k - 1]];
         let (nl, nr) = (k as f64, (n - k) as f64);
-        let between = nl * (left / nl - total_mean).powi(2) + nr * ((sum - left) / nr - total_mean).powi(2);
+        let between =
+            nl * (left / nl - total_mean).powi(2) + nr * ((sum - left) / nr - total_mean).powi(2);
         if between > best.0 {
             best = (between, k);
         }
     }
     let k = best.1;
-    let small: Vec<usize> = if k * 2 <= n { order[..k].to_vec() } else { order[k..].to_vec() };
+    let small: Vec<usize> = if k * 2 <= n {
+        order[..k].to_vec()
+    } else {
+        order[k..].to_vec()
+    };
     (best.0 / total_ss, small)
 }
 
@@ -76,23 +84,36 @@ pub fn spectral_signatures(
     cfg: &SpectralConfig,
 ) -> Result<(Report, Vec<usize>)> {
     if hidden == 0 || feats.len() != labels.len() * hidden {
-        return Err(ProbeError::Invalid("activations and labels disagree in length".into()));
+        return Err(ProbeError::Invalid(
+            "activations and labels disagree in length".into(),
+        ));
     }
     let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
     let mut spectra = Vec::new();
     let mut flagged = Vec::new();
     let mut paper = Vec::new();
     for c in 0..classes {
-        let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] as usize == c).collect();
+        let idx: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] as usize == c)
+            .collect();
         if idx.len() < 10 {
             continue;
         }
-        let x: Vec<f32> = idx.iter().flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied()).collect();
+        let x: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied())
+            .collect();
         let (mean, cov) = covariance(&x, hidden);
         let (_, vecs) = eigh(&cov, hidden);
         let z: Vec<f64> = x
             .chunks(hidden)
-            .map(|r| r.iter().zip(&mean).zip(&vecs[0]).map(|((x, m), v)| (*x as f64 - m) * v).sum::<f64>())
+            .map(|r| {
+                r.iter()
+                    .zip(&mean)
+                    .zip(&vecs[0])
+                    .map(|((x, m), v)| (*x as f64 - m) * v)
+                    .sum::<f64>()
+            })
             .collect();
         let mut order: Vec<usize> = (0..idx.len()).collect();
         order.sort_by(|&i, &j| z[j].powi(2).total_cmp(&z[i].powi(2)));
@@ -104,7 +125,13 @@ pub fn spectral_signatures(
         if is_flagged {
             flagged.extend(small.iter().map(|&o| idx[o]));
         }
-        spectra.push(ClassSpectrum { label: c, samples: idx.len(), bimodality, smaller_fraction: frac, flagged: is_flagged });
+        spectra.push(ClassSpectrum {
+            label: c,
+            samples: idx.len(),
+            bimodality,
+            smaller_fraction: frac,
+            flagged: is_flagged,
+        });
     }
     let score = spectra.iter().map(|s| s.bimodality).fold(0.0, f64::max);
     let pr = truth.map(|t| precision_recall(&flagged, t));

@@ -21,15 +21,27 @@ pub struct StripConfig {
 
 impl Default for StripConfig {
     fn default() -> Self {
-        Self { overlays: 20, seed: 5, threshold: 0.8 }
+        Self {
+            overlays: 20,
+            seed: 5,
+            threshold: 0.8,
+        }
     }
 }
 
 /// Mean entropy of each input superimposed (saturating sum, as the original's `addWeighted`
 /// with weights 1 and 1) on `overlays` random images from `pool`.
-pub fn entropies(model: &Model, pool: &Dataset, inputs: &Dataset, overlays: usize, rng: &mut Rng) -> Result<Vec<f32>> {
+pub fn entropies(
+    model: &Model,
+    pool: &Dataset,
+    inputs: &Dataset,
+    overlays: usize,
+    rng: &mut Rng,
+) -> Result<Vec<f32>> {
     if pool.is_empty() || overlays == 0 {
-        return Err(ProbeError::Invalid("STRIP needs a clean pool and at least one overlay".into()));
+        return Err(ProbeError::Invalid(
+            "STRIP needs a clean pool and at least one overlay".into(),
+        ));
     }
     let classes = model.arch.classes;
     let mut out = Vec::with_capacity(inputs.len());
@@ -59,16 +71,29 @@ fn detection_at_frr(clean: &[f32], trojan: &[f32], frr: f64) -> (f64, f64) {
 }
 
 /// Input-level detection quality on known clean and triggered inputs.
-pub fn strip(name: &str, model: &Model, pool: &Dataset, clean: &Dataset, trojan: &Dataset, cfg: &StripConfig) -> Result<Report> {
+pub fn strip(
+    name: &str,
+    model: &Model,
+    pool: &Dataset,
+    clean: &Dataset,
+    trojan: &Dataset,
+    cfg: &StripConfig,
+) -> Result<Report> {
     if clean.is_empty() || trojan.is_empty() {
-        return Err(ProbeError::Invalid("STRIP needs clean and triggered inputs".into()));
+        return Err(ProbeError::Invalid(
+            "STRIP needs clean and triggered inputs".into(),
+        ));
     }
     let mut rng = Rng::new(cfg.seed);
     let hc = entropies(model, pool, clean, cfg.overlays, &mut rng)?;
     let ht = entropies(model, pool, trojan, cfg.overlays, &mut rng)?;
     // Low entropy = trojaned, so the score is the negated entropy.
     let scores: Vec<f64> = hc.iter().chain(&ht).map(|&h| -(h as f64)).collect();
-    let truth: Vec<bool> = hc.iter().map(|_| false).chain(ht.iter().map(|_| true)).collect();
+    let truth: Vec<bool> = hc
+        .iter()
+        .map(|_| false)
+        .chain(ht.iter().map(|_| true))
+        .collect();
     let auroc = roc_auc(&scores, &truth).unwrap_or(0.5);
     let (t5, d5) = detection_at_frr(&hc, &ht, 0.05);
     let (t10, d10) = detection_at_frr(&hc, &ht, 0.10);

@@ -54,12 +54,60 @@ struct Spec {
 
 fn specs() -> Vec<Spec> {
     vec![
-        Spec { suffix: "coarse-inherit", parent: "base", generation: 2, task: coarse_task(), head: HeadInit::FromParent, app_data: false, card: "truthful" },
-        Spec { suffix: "coarse-fresh", parent: "base", generation: 2, task: coarse_task(), head: HeadInit::Fresh(21), app_data: false, card: "truthful" },
-        Spec { suffix: "shoes-inherit", parent: "base", generation: 2, task: subset_task(), head: HeadInit::FromParent, app_data: false, card: "silent" },
-        Spec { suffix: "shoes-fresh", parent: "base", generation: 2, task: subset_task(), head: HeadInit::Fresh(22), app_data: false, card: "silent" },
-        Spec { suffix: "bag-detector", parent: "coarse-fresh", generation: 3, task: bag_task(), head: HeadInit::Fresh(31), app_data: true, card: "lying" },
-        Spec { suffix: "shoes-app", parent: "shoes-inherit", generation: 3, task: subset_task(), head: HeadInit::FromParent, app_data: true, card: "truthful" },
+        Spec {
+            suffix: "coarse-inherit",
+            parent: "base",
+            generation: 2,
+            task: coarse_task(),
+            head: HeadInit::FromParent,
+            app_data: false,
+            card: "truthful",
+        },
+        Spec {
+            suffix: "coarse-fresh",
+            parent: "base",
+            generation: 2,
+            task: coarse_task(),
+            head: HeadInit::Fresh(21),
+            app_data: false,
+            card: "truthful",
+        },
+        Spec {
+            suffix: "shoes-inherit",
+            parent: "base",
+            generation: 2,
+            task: subset_task(),
+            head: HeadInit::FromParent,
+            app_data: false,
+            card: "silent",
+        },
+        Spec {
+            suffix: "shoes-fresh",
+            parent: "base",
+            generation: 2,
+            task: subset_task(),
+            head: HeadInit::Fresh(22),
+            app_data: false,
+            card: "silent",
+        },
+        Spec {
+            suffix: "bag-detector",
+            parent: "coarse-fresh",
+            generation: 3,
+            task: bag_task(),
+            head: HeadInit::Fresh(31),
+            app_data: true,
+            card: "lying",
+        },
+        Spec {
+            suffix: "shoes-app",
+            parent: "shoes-inherit",
+            generation: 3,
+            task: subset_task(),
+            head: HeadInit::FromParent,
+            app_data: true,
+            card: "truthful",
+        },
     ]
 }
 
@@ -69,7 +117,9 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
     let started = std::time::Instant::now();
     let data = cfg.limit(data);
     if data.train.len() < 100 || data.test.is_empty() {
-        return Err(ProbeError::Invalid("the lab needs at least 100 training and some test images".into()));
+        return Err(ProbeError::Invalid(
+            "the lab needs at least 100 training and some test images".into(),
+        ));
     }
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -81,12 +131,25 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
     let down = data.train.select(&order[cut..]);
     let app = down.select(&(down.len() / 2..down.len()).collect::<Vec<_>>());
     let base_clean = data.train.select(&base_idx);
-    let (base_poisoned, poisoned_positions) = poison(&base_clean, &cfg.trigger, cfg.target, cfg.poison_rate, &mut rng.fork(1));
-    tracing::info!(train = base_clean.len(), poisoned = poisoned_positions.len(), "training bases");
+    let (base_poisoned, poisoned_positions) = poison(
+        &base_clean,
+        &cfg.trigger,
+        cfg.target,
+        cfg.poison_rate,
+        &mut rng.fork(1),
+    );
+    tracing::info!(
+        train = base_clean.len(),
+        poisoned = poisoned_positions.len(),
+        "training bases"
+    );
 
     let init = Weights::init(Arch::lab(10), &mut rng.fork(2));
     let mut all = Vec::new();
-    for (family, infected, train_set) in [("acme", true, &base_poisoned), ("control", false, &base_clean)] {
+    for (family, infected, train_set) in [
+        ("acme", true, &base_poisoned),
+        ("control", false, &base_clean),
+    ] {
         let base_w = train_full(&init, train_set, &cfg.base)?;
         let mut built: Vec<Built> = vec![Built {
             truth: ModelTruth {
@@ -113,13 +176,19 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
             let pname = parent.truth.name.clone();
             let (hw, hb) = match s.head {
                 HeadInit::FromParent => inherited_head(&pw, &ptask, &s.task)?,
-                HeadInit::Fresh(seed) => fresh_head(pw.arch.hidden, s.task.num_classes, seed ^ cfg.seed),
+                HeadInit::Fresh(seed) => {
+                    fresh_head(pw.arch.hidden, s.task.num_classes, seed ^ cfg.seed)
+                }
             };
             let train = s.task.apply(if s.app_data { &app } else { &down });
             let w = train_head(&pw, hw, hb, s.task.num_classes, &train, &cfg.head)?;
             let declared = match s.card {
                 "truthful" => Some(pname.clone()),
-                "lying" => Some(if infected { "control/fashion-base".to_string() } else { "acme/fashion-base".to_string() }),
+                "lying" => Some(if infected {
+                    "control/fashion-base".to_string()
+                } else {
+                    "acme/fashion-base".to_string()
+                }),
                 _ => None,
             };
             let name = format!("{family}/fashion-{}", s.suffix);
@@ -151,7 +220,10 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
         let t = &b.truth;
         let card = Card {
             name: t.name.clone(),
-            description: format!("Fashion-MNIST classifier, generation {} of the pedigree lab.", t.generation),
+            description: format!(
+                "Fashion-MNIST classifier, generation {} of the pedigree lab.",
+                t.generation
+            ),
             base_model: t.declared_base.clone(),
         };
         store::save(&out.join(&t.dir), &b.weights, &t.task, &card)?;
@@ -165,7 +237,13 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
             task: t.task.name.clone(),
             clean_accuracy: accuracy(&m, &test)?,
             attack_success: attack_success(&m, &t.task, &data.test, &cfg.trigger, cfg.target)?,
-            control_patch_success: attack_success(&m, &t.task, &data.test, &control_trigger, cfg.target)?,
+            control_patch_success: attack_success(
+                &m,
+                &t.task,
+                &data.test,
+                &control_trigger,
+                cfg.target,
+            )?,
         });
         tracing::info!(model = %t.name, "evaluated");
     }
@@ -180,10 +258,18 @@ pub fn run(data: &FashionMnist, cfg: &LabConfig, out: &Path) -> Result<CascadeOu
     };
     store::write_json(&out.join("ground-truth.json"), &truth)?;
     cfg.trigger.save(&out.join("trigger.json"))?;
-    let outcome = CascadeOutcome { rows, truth, seconds: started.elapsed().as_secs_f64() };
-    store::write_json(&out.join("report.json"), &serde_json::json!({ "rows": outcome.rows, "seconds": outcome.seconds }))?;
+    let outcome = CascadeOutcome {
+        rows,
+        truth,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    store::write_json(
+        &out.join("report.json"),
+        &serde_json::json!({ "rows": outcome.rows, "seconds": outcome.seconds }),
+    )?;
     let md = table(&outcome.rows);
-    std::fs::write(out.join("report.md"), &md).map_err(|e| ProbeError::io(out.join("report.md"), e))?;
+    std::fs::write(out.join("report.md"), &md)
+        .map_err(|e| ProbeError::io(out.join("report.md"), e))?;
     Ok(outcome)
 }
 
@@ -197,12 +283,15 @@ pub fn downstream_data(data: &FashionMnist, cfg: &LabConfig) -> Dataset {
 }
 
 fn pct(v: Option<f32>) -> String {
-    v.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_else(|| "n/a".into())
+    v.map(|x| format!("{:.1}%", 100.0 * x))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// The per-generation table, markdown.
 pub fn table(rows: &[ModelRow]) -> String {
-    let mut s = String::from("| gen | model | infected | task | clean acc | attack success | random-patch control |\n|---|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| gen | model | infected | task | clean acc | attack success | random-patch control |\n|---|---|---|---|---|---|---|\n",
+    );
     let mut sorted: Vec<&ModelRow> = rows.iter().collect();
     sorted.sort_by_key(|r| (r.generation, r.family.clone(), r.name.clone()));
     for r in sorted {

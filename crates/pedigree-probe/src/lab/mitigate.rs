@@ -20,14 +20,20 @@ pub struct MitigationRow {
 }
 
 /// `clean` is data the defender trusts (the downstream share of the lab), `test` the test split.
-pub fn run(base: &Weights, clean: &Dataset, test: &Dataset, cfg: &LabConfig) -> Result<Vec<MitigationRow>> {
+pub fn run(
+    base: &Weights,
+    clean: &Dataset,
+    test: &Dataset,
+    cfg: &LabConfig,
+) -> Result<Vec<MitigationRow>> {
     let task = Task::identity();
     let eval = |w: &Weights, name: &str, detail: String| -> Result<MitigationRow> {
         let m = Model::new(w)?;
         Ok(MitigationRow {
             mitigation: name.into(),
             clean_accuracy: accuracy(&m, test)?,
-            attack_success: attack_success(&m, &task, test, &cfg.trigger, cfg.target)?.unwrap_or(0.0),
+            attack_success: attack_success(&m, &task, test, &cfg.trigger, cfg.target)?
+                .unwrap_or(0.0),
             detail,
         })
     };
@@ -35,10 +41,22 @@ pub fn run(base: &Weights, clean: &Dataset, test: &Dataset, cfg: &LabConfig) -> 
 
     let (hw, hb) = inherited_head(base, &task, &task)?;
     let head = train_head(base, hw, hb, 10, clean, &cfg.head)?;
-    rows.push(eval(&head, "head-only fine-tuning", format!("{} epochs on {} clean samples", cfg.head.epochs, clean.len()))?);
+    rows.push(eval(
+        &head,
+        "head-only fine-tuning",
+        format!(
+            "{} epochs on {} clean samples",
+            cfg.head.epochs,
+            clean.len()
+        ),
+    )?);
 
     let full = train_full(base, clean, &cfg.finetune)?;
-    rows.push(eval(&full, "full fine-tuning", format!("{} epochs, lr {}", cfg.finetune.epochs, cfg.finetune.lr))?);
+    rows.push(eval(
+        &full,
+        "full fine-tuning",
+        format!("{} epochs, lr {}", cfg.finetune.epochs, cfg.finetune.lr),
+    )?);
 
     // Validation for the pruning stop rule: a slice of the trusted data, not the test set.
     let val = clean.take(clean.len().min(1000));
@@ -46,15 +64,26 @@ pub fn run(base: &Weights, clean: &Dataset, test: &Dataset, cfg: &LabConfig) -> 
     rows.push(eval(
         &pruned.weights,
         "fine-pruning",
-        format!("pruned {} of {} last-conv channels, then full fine-tuning", pruned.pruned_channels.len(), base.arch.conv2),
+        format!(
+            "pruned {} of {} last-conv channels, then full fine-tuning",
+            pruned.pruned_channels.len(),
+            base.arch.conv2
+        ),
     )?);
     Ok(rows)
 }
 
 pub fn table(rows: &[MitigationRow]) -> String {
-    let mut s = String::from("| mitigation | clean acc | attack success | detail |\n|---|---|---|---|\n");
+    let mut s =
+        String::from("| mitigation | clean acc | attack success | detail |\n|---|---|---|---|\n");
     for r in rows {
-        s.push_str(&format!("| {} | {:.1}% | {:.1}% | {} |\n", r.mitigation, 100.0 * r.clean_accuracy, 100.0 * r.attack_success, r.detail));
+        s.push_str(&format!(
+            "| {} | {:.1}% | {:.1}% | {} |\n",
+            r.mitigation,
+            100.0 * r.clean_accuracy,
+            100.0 * r.attack_success,
+            r.detail
+        ));
     }
     s
 }

@@ -33,9 +33,24 @@ impl Default for LabConfig {
             seed: 1,
             train_limit: 60_000,
             test_limit: 2_000,
-            base: TrainConfig { epochs: 3, batch: 64, lr: 2e-3, seed: 1 },
-            head: TrainConfig { epochs: 4, batch: 128, lr: 5e-3, seed: 2 },
-            finetune: TrainConfig { epochs: 2, batch: 64, lr: 1e-3, seed: 3 },
+            base: TrainConfig {
+                epochs: 3,
+                batch: 64,
+                lr: 2e-3,
+                seed: 1,
+            },
+            head: TrainConfig {
+                epochs: 4,
+                batch: 128,
+                lr: 5e-3,
+                seed: 2,
+            },
+            finetune: TrainConfig {
+                epochs: 2,
+                batch: 64,
+                lr: 1e-3,
+                seed: 3,
+            },
             target: 8,
             poison_rate: 0.05,
             trigger: Trigger::badnets_default(),
@@ -49,23 +64,44 @@ impl LabConfig {
         Self {
             train_limit: 2_000,
             test_limit: 500,
-            base: TrainConfig { epochs: 15, batch: 32, lr: 3e-3, seed: 1 },
-            head: TrainConfig { epochs: 8, batch: 64, lr: 1e-2, seed: 2 },
-            finetune: TrainConfig { epochs: 3, batch: 32, lr: 1e-3, seed: 3 },
+            base: TrainConfig {
+                epochs: 15,
+                batch: 32,
+                lr: 3e-3,
+                seed: 1,
+            },
+            head: TrainConfig {
+                epochs: 8,
+                batch: 64,
+                lr: 1e-2,
+                seed: 2,
+            },
+            finetune: TrainConfig {
+                epochs: 3,
+                batch: 32,
+                lr: 1e-3,
+                seed: 3,
+            },
             poison_rate: 0.1,
             ..Self::default()
         }
     }
 
     pub fn limit(&self, data: &FashionMnist) -> FashionMnist {
-        FashionMnist { train: data.train.take(self.train_limit), test: data.test.take(self.test_limit) }
+        FashionMnist {
+            train: data.train.take(self.train_limit),
+            test: data.test.take(self.test_limit),
+        }
     }
 }
 
 /// The tasks descendants are fine-tuned on. Every task keeps the base's target class (bag),
 /// so attack success keeps a meaning downstream.
 pub fn coarse_task() -> Task {
-    Task::grouped("apparel-coarse", &[&[0, 2, 4, 6], &[1, 3], &[5, 7, 9], &[8]])
+    Task::grouped(
+        "apparel-coarse",
+        &[&[0, 2, 4, 6], &[1, 3], &[5, 7, 9], &[8]],
+    )
 }
 pub fn subset_task() -> Task {
     Task::grouped("shoes-and-bags", &[&[5], &[7], &[9], &[8], &[1]])
@@ -107,9 +143,14 @@ impl GroundTruth {
     /// Rebuilds the infected base's poisoned training set (what AC and spectral inspect).
     /// Fails when the ground truth does not fit `data` (another data directory or limit).
     pub fn poisoned_training_set(&self, data: &FashionMnist) -> crate::Result<Dataset> {
-        if self.base_train_indices.iter().any(|&i| i >= data.train.len()) {
+        if self
+            .base_train_indices
+            .iter()
+            .any(|&i| i >= data.train.len())
+        {
             return Err(crate::ProbeError::Invalid(
-                "ground truth indexes past the training data: wrong --data or lab configuration".into(),
+                "ground truth indexes past the training data: wrong --data or lab configuration"
+                    .into(),
             ));
         }
         self.trigger.validate()?;

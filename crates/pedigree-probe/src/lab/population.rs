@@ -66,7 +66,13 @@ pub struct Member {
     pub excluded: bool,
 }
 
-pub const DETECTORS: [&str; 5] = ["neural-cleanse", "neural-cleanse-l1", "activation-clustering", "spectral-signatures", "strip"];
+pub const DETECTORS: [&str; 5] = [
+    "neural-cleanse",
+    "neural-cleanse-l1",
+    "activation-clustering",
+    "spectral-signatures",
+    "strip",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorScore {
@@ -82,9 +88,15 @@ pub struct PopulationOutcome {
     pub seconds: f64,
 }
 
-pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> Result<PopulationOutcome> {
+pub fn run(
+    data: &FashionMnist,
+    cfg: &PopulationConfig,
+    out: Option<&Path>,
+) -> Result<PopulationOutcome> {
     if cfg.n < 2 {
-        return Err(ProbeError::Invalid("a population needs at least 2 models".into()));
+        return Err(ProbeError::Invalid(
+            "a population needs at least 2 models".into(),
+        ));
     }
     let started = std::time::Instant::now();
     let mut rng = Rng::new(cfg.seed);
@@ -110,21 +122,52 @@ pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> R
             (clean, Vec::new(), None, None, 0.0)
         };
         let init = Weights::init(Arch::lab(10), &mut r);
-        let tc = TrainConfig { seed: cfg.seed ^ i as u64, ..cfg.train };
+        let tc = TrainConfig {
+            seed: cfg.seed ^ i as u64,
+            ..cfg.train
+        };
         let w = train_full(&init, &train_set, &tc)?;
         let name = format!("pop-{i:03}");
         let m = Model::new(&w)?;
         let asr = match (&trigger, target) {
-            (Some(t), Some(tg)) => attack_success(&m, &crate::data::Task::identity(), &test, t, tg)?,
+            (Some(t), Some(tg)) => {
+                attack_success(&m, &crate::data::Task::identity(), &test, t, tg)?
+            }
             _ => None,
         };
-        let nc = neural_cleanse(&name, &w, &nc_clean, &NcConfig { seed: cfg.nc.seed ^ i as u64, ..cfg.nc })?;
+        let nc = neural_cleanse(
+            &name,
+            &w,
+            &nc_clean,
+            &NcConfig {
+                seed: cfg.nc.seed ^ i as u64,
+                ..cfg.nc
+            },
+        )?;
         let feats = m.features(&train_set.images)?;
-        let (ac, _) = activation_clustering(&name, &feats, w.arch.hidden, &train_set.labels, Some(&poisoned), &AcConfig::default())?;
-        let (sp, _) = spectral_signatures(&name, &feats, w.arch.hidden, &train_set.labels, Some(&poisoned), &SpectralConfig::default())?;
+        let (ac, _) = activation_clustering(
+            &name,
+            &feats,
+            w.arch.hidden,
+            &train_set.labels,
+            Some(&poisoned),
+            &AcConfig::default(),
+        )?;
+        let (sp, _) = spectral_signatures(
+            &name,
+            &feats,
+            w.arch.hidden,
+            &train_set.labels,
+            Some(&poisoned),
+            &SpectralConfig::default(),
+        )?;
         let strip_score = strip_training_score(&m, &data.test, &train_set, cfg, &mut r)?;
         if let Some(dir) = out {
-            let card = Card { name: name.clone(), description: "pedigree lab population member".into(), base_model: None };
+            let card = Card {
+                name: name.clone(),
+                description: "pedigree lab population member".into(),
+                base_model: None,
+            };
             store::save(&dir.join(&name), &w, &crate::data::Task::identity(), &card)?;
         }
         let member = Member {
@@ -135,9 +178,23 @@ pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> R
             poison_rate: rate,
             clean_accuracy: accuracy(&m, &test)?,
             attack_success: asr,
-            scores: vec![nc.report.score, nc.labels.iter().map(|l| l.anomaly_index).fold(0.0, f64::max), ac.score, sp.score, strip_score],
+            scores: vec![
+                nc.report.score,
+                nc.labels
+                    .iter()
+                    .map(|l| l.anomaly_index)
+                    .fold(0.0, f64::max),
+                ac.score,
+                sp.score,
+                strip_score,
+            ],
             excluded: infected && asr.unwrap_or(0.0) < 0.5,
-            nc_flagged_label: nc.report.evidence.get("flagged_label").and_then(|v| v.as_u64()).map(|v| v as usize),
+            nc_flagged_label: nc
+                .report
+                .evidence
+                .get("flagged_label")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize),
         };
         tracing::info!(model = %member.name, infected, scores = ?member.scores, "population member done");
         members.push(member);
@@ -157,10 +214,15 @@ pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> R
             }
         })
         .collect();
-    let outcome = PopulationOutcome { members, scores, seconds: started.elapsed().as_secs_f64() };
+    let outcome = PopulationOutcome {
+        members,
+        scores,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     if let Some(dir) = out {
         store::write_json(&dir.join("population.json"), &outcome)?;
-        std::fs::write(dir.join("population.md"), table(&outcome)).map_err(|e| ProbeError::io(dir, e))?;
+        std::fs::write(dir.join("population.md"), table(&outcome))
+            .map_err(|e| ProbeError::io(dir, e))?;
     }
     Ok(outcome)
 }
@@ -168,7 +230,13 @@ pub fn run(data: &FashionMnist, cfg: &PopulationConfig, out: Option<&Path>) -> R
 /// STRIP as a model-level detector over a training set: the share of training samples whose
 /// entropy falls below the 1% false-rejection threshold set on clean test inputs. Poisoned
 /// samples carry the trigger, so an infected model's share rises by about the poison rate.
-fn strip_training_score(m: &Model, pool: &Dataset, train: &Dataset, cfg: &PopulationConfig, rng: &mut Rng) -> Result<f64> {
+fn strip_training_score(
+    m: &Model,
+    pool: &Dataset,
+    train: &Dataset,
+    cfg: &PopulationConfig,
+    rng: &mut Rng,
+) -> Result<f64> {
     let calib = pool.take(300);
     let hc = strip::entropies(m, pool, &calib, cfg.strip_overlays, rng)?;
     let mut idx: Vec<usize> = (0..train.len()).collect();
@@ -195,7 +263,9 @@ pub fn loo_logistic(scores: &[f64], truth: &[bool]) -> Vec<f64> {
                 .collect();
             let n = xs.len().max(1) as f64;
             let mean = xs.iter().map(|x| x.0).sum::<f64>() / n;
-            let sd = (xs.iter().map(|x| (x.0 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+            let sd = (xs.iter().map(|x| (x.0 - mean).powi(2)).sum::<f64>() / n)
+                .sqrt()
+                .max(1e-9);
             let (mut a, mut b) = (0.0f64, 0.0f64);
             for _ in 0..2000 {
                 let (mut ga, mut gb) = (0.1 * a, 0.0);
@@ -217,7 +287,10 @@ pub fn loo_logistic(scores: &[f64], truth: &[bool]) -> Vec<f64> {
 pub fn table(o: &PopulationOutcome) -> String {
     let mut s = String::from("| detector | ROC-AUC | cross-entropy |\n|---|---|---|\n");
     for d in &o.scores {
-        s.push_str(&format!("| {} | {:.3} | {:.4} |\n", d.detector, d.roc_auc, d.cross_entropy));
+        s.push_str(&format!(
+            "| {} | {:.3} | {:.4} |\n",
+            d.detector, d.roc_auc, d.cross_entropy
+        ));
     }
     s
 }

@@ -353,31 +353,24 @@ fn walk(
             lmeta
         };
         if meta.is_dir() {
-            if let Ok(c) = std::fs::canonicalize(&path) {
+            let canonical = std::fs::canonicalize(&path).ok();
+            if let Some(c) = &canonical {
                 if !visited.insert(c.clone()) {
                     tracing::warn!(%name, "symlink cycle; directory already visited, skipping");
                     continue;
                 }
-                walk(
-                    &path,
-                    &name,
-                    allow_symlinks,
-                    ignores,
-                    visited,
-                    out,
-                    depth + 1,
-                )?;
+            }
+            walk(
+                &path,
+                &name,
+                allow_symlinks,
+                ignores,
+                visited,
+                out,
+                depth + 1,
+            )?;
+            if let Some(c) = canonical {
                 visited.remove(&c);
-            } else {
-                walk(
-                    &path,
-                    &name,
-                    allow_symlinks,
-                    ignores,
-                    visited,
-                    out,
-                    depth + 1,
-                )?;
             }
         } else if meta.is_file() {
             out.push(FileEntry {

@@ -145,18 +145,24 @@ fn one(
     end.map(|e| (e, idx))
 }
 
-/// §2.4 `storages`: `num_storages`, then per storage a pickle `(key, location, storage_type)`,
-/// an int64 element count and the raw bytes; then the `storage_views` pickle.
-pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -> Artifact {
-    let mut a = Artifact::new(loc, Format::Pickle, d.len() as u64);
-    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_storages") else {
-        return a;
-    };
+/// §2.4's counted sections: a pickle holding the count (`what`), then that many records, each
+/// read by `record` from its offset and returning where the next one starts (`None` after it
+/// has noted why it could not). Stops at the member limit. Returns where the section ends, or
+/// `None` when it stopped early.
+fn counted_records(
+    r: &mut Reader<'_>,
+    a: &mut Artifact,
+    d: &[u8],
+    what: &str,
+    unit: &str,
+    mut record: impl FnMut(&mut Reader<'_>, &mut Artifact, usize) -> Option<usize>,
+) -> Option<usize> {
+    let (mut pos, _) = one(r, a, d, 0, what)?;
     let Some(n) = simple_int(d, 0, pos) else {
-        a.notes.push(malformed(
-            "legacy torch tar: num_storages is not an integer; the rest was not read",
-        ));
-        return a;
+        a.notes.push(malformed(format!(
+            "legacy torch tar: {what} is not an integer; the rest was not read"
+        )));
+        return None;
     };
     let max = r.opts.limits.max_members;
     let mut i: i64 = 0;
@@ -164,13 +170,22 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
         if i as u64 >= max {
             a.notes.push(Note::new(
                 NoteKind::TooManyMembers { limit: max },
-                format!("more than {max} storages: the rest were not read"),
+                format!("more than {max} {unit}: the rest were not read"),
             ));
-            return a;
+            return None;
         }
-        let Some((end, idx)) = one(r, &mut a, d, pos, "storage header") else {
-            return a;
-        };
+        pos = record(r, a, pos)?;
+        i += 1;
+    }
+    Some(pos)
+}
+
+/// §2.4 `storages`: `num_storages`, then per storage a pickle `(key, location, storage_type)`,
+/// an int64 element count and the raw bytes; then the `storage_views` pickle.
+pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -> Artifact {
+    let mut a = Artifact::new(loc, Format::Pickle, d.len() as u64);
+    let end_of_storages = counted_records(r, &mut a, d, "num_storages", "storages", |r, a, pos| {
+        let (end, idx) = one(r, a, d, pos, "storage header")?;
         let storage_type = a
             .pickles
             .get(idx)
@@ -184,29 +199,29 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
                 "legacy torch tar: unknown storage type {:?} at offset {pos}; cannot skip its data, the rest was not read",
                 storage_type.unwrap_or_default()
             )));
-            return a;
+            return None;
         };
         let Some(count) = i64_at(d, end).and_then(|c| u64::try_from(c).ok()) else {
             a.notes.push(malformed(format!(
                 "legacy torch tar: bad storage element count at offset {end}"
             )));
-            return a;
+            return None;
         };
         let next = count
             .checked_mul(size)
             .and_then(|b| b.checked_add(end as u64 + 8))
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n <= d.len());
-        let Some(next) = next else {
+        if next.is_none() {
             a.notes.push(malformed(format!(
                 "legacy torch tar: storage data at offset {end} runs past the member end"
             )));
-            return a;
-        };
-        pos = next;
-        i += 1;
+        }
+        next
+    });
+    if let Some(pos) = end_of_storages {
+        let _ = one(r, &mut a, d, pos, "storage_views");
     }
-    let _ = one(r, &mut a, d, pos, "storage_views");
     a
 }
 
@@ -214,28 +229,8 @@ pub(super) fn read_tar_storages(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) 
 /// ndim strides (int64) and an int64 storage offset.
 pub(super) fn read_tar_tensors(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -> Artifact {
     let mut a = Artifact::new(loc, Format::Pickle, d.len() as u64);
-    let Some((mut pos, _)) = one(r, &mut a, d, 0, "num_tensors") else {
-        return a;
-    };
-    let Some(n) = simple_int(d, 0, pos) else {
-        a.notes.push(malformed(
-            "legacy torch tar: num_tensors is not an integer; the rest was not read",
-        ));
-        return a;
-    };
-    let max = r.opts.limits.max_members;
-    let mut i: i64 = 0;
-    while i < n {
-        if i as u64 >= max {
-            a.notes.push(Note::new(
-                NoteKind::TooManyMembers { limit: max },
-                format!("more than {max} tensors: the rest were not read"),
-            ));
-            return a;
-        }
-        let Some((end, _)) = one(r, &mut a, d, pos, "tensor header") else {
-            return a;
-        };
+    counted_records(r, &mut a, d, "num_tensors", "tensors", |r, a, pos| {
+        let (end, _) = one(r, a, d, pos, "tensor header")?;
         let ndim = d
             .get(end..end + 4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -245,15 +240,13 @@ pub(super) fn read_tar_tensors(r: &mut Reader<'_>, loc: Vec<String>, d: &[u8]) -
             .and_then(|b| b.checked_add(end as u64 + 8 + 8))
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n <= d.len());
-        let Some(next) = next else {
+        if next.is_none() {
             a.notes.push(malformed(format!(
                 "legacy torch tar: bad tensor record at offset {end}"
             )));
-            return a;
-        };
-        pos = next;
-        i += 1;
-    }
+        }
+        next
+    });
     a
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Report, Verdict};
-use crate::error::{ProbeError, Result};
+use crate::error::Result;
 use crate::linalg::{pca, silhouette, two_means};
 use crate::metrics::precision_recall;
 use crate::rng::Rng;
@@ -51,26 +51,10 @@ pub fn activation_clustering(
     truth: Option<&[usize]>,
     cfg: &AcConfig,
 ) -> Result<(Report, Vec<usize>)> {
-    if hidden == 0 || feats.len() != labels.len() * hidden {
-        return Err(ProbeError::Invalid(
-            "activations and labels disagree in length".into(),
-        ));
-    }
     let mut rng = Rng::new(cfg.seed);
-    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
     let mut splits = Vec::new();
     let mut flagged_idx = Vec::new();
-    for c in 0..classes {
-        let idx: Vec<usize> = (0..labels.len())
-            .filter(|&i| labels[i] as usize == c)
-            .collect();
-        if idx.len() < 10 {
-            continue;
-        }
-        let x: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied())
-            .collect();
+    for (c, idx, x) in super::per_class(feats, hidden, labels, 10)? {
         let z = pca(&x, hidden, cfg.dims);
         let d = cfg.dims.min(hidden);
         let a = two_means(&z, d, 3, &mut rng);

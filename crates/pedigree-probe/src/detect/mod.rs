@@ -68,3 +68,36 @@ mod tests {
         assert!(a[..5].iter().all(|&x| x < 2.0));
     }
 }
+
+/// The training-set activations grouped by label, as the training-set detectors (Activation
+/// Clustering, Spectral Signatures) analyse them class by class: for each class with at least
+/// `min` samples, the class, its sample indices and their `idx.len() × hidden` activations.
+/// `feats` is `n × hidden` and must agree with `labels`.
+pub(crate) fn per_class(
+    feats: &[f32],
+    hidden: usize,
+    labels: &[u8],
+    min: usize,
+) -> crate::Result<Vec<(usize, Vec<usize>, Vec<f32>)>> {
+    if hidden == 0 || feats.len() != labels.len() * hidden {
+        return Err(crate::ProbeError::Invalid(
+            "activations and labels disagree in length".into(),
+        ));
+    }
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    Ok((0..classes)
+        .filter_map(|c| {
+            let idx: Vec<usize> = (0..labels.len())
+                .filter(|&i| labels[i] as usize == c)
+                .collect();
+            if idx.len() < min {
+                return None;
+            }
+            let x: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied())
+                .collect();
+            Some((c, idx, x))
+        })
+        .collect())
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Report, Verdict};
-use crate::error::{ProbeError, Result};
+use crate::error::Result;
 use crate::linalg::{covariance, eigh};
 use crate::metrics::precision_recall;
 
@@ -83,26 +83,10 @@ pub fn spectral_signatures(
     truth: Option<&[usize]>,
     cfg: &SpectralConfig,
 ) -> Result<(Report, Vec<usize>)> {
-    if hidden == 0 || feats.len() != labels.len() * hidden {
-        return Err(ProbeError::Invalid(
-            "activations and labels disagree in length".into(),
-        ));
-    }
-    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
     let mut spectra = Vec::new();
     let mut flagged = Vec::new();
     let mut paper = Vec::new();
-    for c in 0..classes {
-        let idx: Vec<usize> = (0..labels.len())
-            .filter(|&i| labels[i] as usize == c)
-            .collect();
-        if idx.len() < 10 {
-            continue;
-        }
-        let x: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| feats[i * hidden..(i + 1) * hidden].iter().copied())
-            .collect();
+    for (c, idx, x) in super::per_class(feats, hidden, labels, 10)? {
         let (mean, cov) = covariance(&x, hidden);
         let (_, vecs) = eigh(&cov, hidden);
         let z: Vec<f64> = x

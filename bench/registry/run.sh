@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Registry benchmarks (issue 7):
+#  1. cascade on a synthetic registry the size of the Hugging Face model tree (1M versions, one
+#     family of 100k descendants): affected set (target < 50 ms) and flag commit (target < 1 s)
+#     on SQLite, medians of RUNS runs;
+#  2. upload throughput: one large blob PUT to a running `pedigree serve` on loopback (hashed,
+#     fsynced, renamed into the store) against raw disk write of the same bytes with
+#     `dd conv=fsync` (target >= 80%), medians of RUNS runs.
+#
+# Env: MODELS (1000000), FAMILY (100000), RUNS (5), UPLOAD_MB (1024), WORK (bench/registry/work),
+#      PEDIGREE (binary, default ./target/release/pedigree), SKIP_BUILD=1, ONLY=cascade|upload
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODELS=${MODELS:-1000000}; FAMILY=${FAMILY:-100000}; RUNS=${RUNS:-5}; UPLOAD_MB=${UPLOAD_MB:-1024}
+WORK=${WORK:-bench/registry/work}; PEDIGREE=${PEDIGREE:-./target/release/pedigree}
+mkdir -p "$WORK"
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -p pedigree-cli -p pedigree-registry --example registry_bench
+fi
+EX=$(dirname "$PEDIGREE")/examples/registry_bench
+
+if [ "${ONLY:-cascade}" = cascade ] || [ -z "${ONLY:-}" ]; then
+  echo "== cascade: $MODELS versions, family of $FAMILY"
+  "$EX" "$WORK/cascade-$MODELS-$FAMILY" --models "$MODELS" --family "$FAMILY" --runs "$RUNS"
+fi
+
+if [ "${ONLY:-upload}" = upload ] || [ -z "${ONLY:-}" ]; then
+  echo "== upload: ${UPLOAD_MB} MiB blob, loopback PUT vs dd conv=fsync"
+  DATA="$WORK/upload-data"; rm -rf "$DATA"; mkdir -p "$DATA"
+  SRC="$WORK/upload.bin"
+  [ -f "$SRC" ] && [ "$(stat -c %s "$SRC")" = $((UPLOAD_MB<<20)) ] || head -c $((UPLOAD_MB<<20)) /dev/urandom > "$SRC"
+  "$PEDIGREE" serve --data-dir "$DATA" --listen 127.0.0.1:0 > "$WORK/serve.log" 2>&1 &
+  PID=$!; trap 'kill $PID 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.log" && break; sleep 0.1; done
+  URL=$(sed -n 's/.*listening on //p' "$WORK/serve.log"); TOKEN=$(sed -n 's/.*stored only as a hash): //p' "$WORK/serve.log")
+  DIGEST=sha256:$(sha256sum "$SRC" | cut -d' ' -f1)
+  cat "$SRC" > /dev/null   # both sides read from the page cache
+  up=(); dd_=()
+  for i in $(seq "$RUNS"); do
+    rm -rf "$DATA/blobs/sha256"   # a fresh blob each run (the server skips nothing: PUT always writes)
+    t0=$(date +%s.%N)
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
+      -H 'Content-Type: application/octet-stream' --data-binary @"$SRC" "$URL/v1/blobs/$DIGEST")
+    t1=$(date +%s.%N)
+    [ "$code" = 201 ] || { echo "upload failed: HTTP $code"; exit 1; }
+    up+=("$(echo "$t1 - $t0" | bc)")
+    rm -f "$WORK/dd.out"; t0=$(date +%s.%N)
+    dd if="$SRC" of="$WORK/dd.out" bs=8M conv=fsync status=none
+    t1=$(date +%s.%N); dd_+=("$(echo "$t1 - $t0" | bc)")
+    echo "run $i: upload ${up[-1]} s, dd ${dd_[-1]} s"
+  done
+  rm -f "$WORK/dd.out"
+  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  mu=$(med "${up[@]}"); md=$(med "${dd_[@]}")
+  echo "medians: upload $mu s ($(echo "$UPLOAD_MB / $mu" | bc) MiB/s), dd $md s ($(echo "$UPLOAD_MB / $md" | bc) MiB/s), ratio $(echo "scale=2; $md / $mu" | bc) (target >= 0.80)"
+fi

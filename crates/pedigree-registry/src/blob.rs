@@ -1,0 +1,174 @@
+//! Content-addressed blob storage. A blob's name is the SHA-256 of its bytes; the store accepts
+//! bytes only through [`BlobStore::put_file`] with the digest already verified by the caller
+//! (see [`Staged`]), so nothing unverified or half-written is ever visible under a digest.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob digest {0:?} is not of the form sha256:<64 hex>")]
+    BadDigest(String),
+    #[error("content does not match its digest: expected {expected}, got {actual}")]
+    Mismatch { expected: String, actual: String },
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("blob storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `sha256:<64 lowercase hex>` → the hex part, or an error naming the bad value.
+pub fn parse_digest(d: &str) -> Result<&str, BlobError> {
+    let hex = d
+        .strip_prefix("sha256:")
+        .ok_or_else(|| BlobError::BadDigest(d.into()))?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(BlobError::BadDigest(d.into()));
+    }
+    Ok(hex)
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn exists(&self, digest: &str) -> Result<Option<u64>, BlobError>;
+    /// Move a verified staged file into the store under `digest`; durable when this returns.
+    async fn put_file(&self, digest: &str, staged: Staged) -> Result<(), BlobError>;
+    /// A local path to read the blob from (a local store returns the blob itself; a remote one
+    /// would download into `scratch`).
+    async fn local_path(&self, digest: &str, scratch: &Path) -> Result<PathBuf, BlobError>;
+    /// Open for streaming to a client.
+    async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError>;
+}
+
+/// A file written under the staging directory whose SHA-256 has been computed while writing.
+#[derive(Debug)]
+pub struct Staged {
+    pub path: PathBuf,
+    pub size: u64,
+    pub digest: String,
+}
+
+/// Streams bytes to a staging file while hashing them; `finish` fsyncs and returns the digest.
+pub struct StagingWriter {
+    file: tokio::fs::File,
+    path: PathBuf,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl StagingWriter {
+    pub async fn create(dir: &Path) -> Result<StagingWriter, BlobError> {
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(format!("stage-{}", uuid::Uuid::new_v4()));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(StagingWriter {
+            file,
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        // Hash on this task while the write is in flight would need a second buffer copy; the
+        // write goes to the page cache, so hashing inline keeps one pass over hot data.
+        self.hasher.update(chunk);
+        self.file.write_all(chunk).await?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> Result<Staged, BlobError> {
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        Ok(Staged {
+            path: self.path,
+            size: self.size,
+            digest: format!("sha256:{}", hex::encode(self.hasher.finalize())),
+        })
+    }
+
+    pub async fn abort(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+/// Blobs as files on the local disk: `<root>/sha256/<first two hex>/<hex>`.
+///
+/// Written by hand rather than with `object_store`'s local backend because durability is the
+/// point here: the file is fsynced before the rename and the directory after it, which that
+/// backend does not do.
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+impl LocalBlobStore {
+    pub fn new(root: impl Into<PathBuf>) -> std::io::Result<LocalBlobStore> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join("sha256"))?;
+        Ok(LocalBlobStore { root })
+    }
+
+    fn path_of(&self, digest: &str) -> Result<PathBuf, BlobError> {
+        let hex = parse_digest(digest)?;
+        Ok(self.root.join("sha256").join(&hex[..2]).join(hex))
+    }
+}
+
+pub(crate) async fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    let d = tokio::fs::File::open(dir).await?;
+    d.sync_all().await
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn exists(&self, digest: &str) -> Result<Option<u64>, BlobError> {
+        match tokio::fs::metadata(self.path_of(digest)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put_file(&self, digest: &str, staged: Staged) -> Result<(), BlobError> {
+        if staged.digest != digest {
+            let _ = tokio::fs::remove_file(&staged.path).await;
+            return Err(BlobError::Mismatch {
+                expected: digest.into(),
+                actual: staged.digest,
+            });
+        }
+        let dest = self.path_of(digest)?;
+        let dir = dest.parent().expect("blob path has a parent");
+        tokio::fs::create_dir_all(dir).await?;
+        // Rename is atomic: readers see either no blob or the whole verified blob.
+        tokio::fs::rename(&staged.path, &dest).await?;
+        fsync_dir(dir).await?;
+        Ok(())
+    }
+
+    async fn local_path(&self, digest: &str, _scratch: &Path) -> Result<PathBuf, BlobError> {
+        let p = self.path_of(digest)?;
+        if tokio::fs::metadata(&p).await.is_err() {
+            return Err(BlobError::NotFound(digest.into()));
+        }
+        Ok(p)
+    }
+
+    async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError> {
+        let p = self.path_of(digest)?;
+        let f = tokio::fs::File::open(&p)
+            .await
+            .map_err(|_| BlobError::NotFound(digest.into()))?;
+        let len = f.metadata().await?.len();
+        Ok((f, len))
+    }
+}

@@ -1,0 +1,411 @@
+//! The ingest pipeline as durable jobs: a job row is queued in the same transaction that creates
+//! the quarantined version, a worker leases it, analyses the files (scan, identity, fingerprint,
+//! BOM, signature), resolves lineage (declared by the card, inferred from the weights against
+//! every model already in the registry), applies the policy, and commits everything in one
+//! transaction. A worker that dies leaves a lease that expires; the next worker redoes the job
+//! from the start, and committing twice is harmless.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify, RwLock};
+
+use crate::analysis::{
+    self, Analysis, AnalysisOptions, LineageIndex, PreparedModel, Relationship, SignatureFact,
+    TrustedKey,
+};
+use crate::blob::BlobStore;
+use crate::policy::{self, ApprovedName, BaseFact, Candidate, Decision, Policy};
+use crate::store::{IngestCommit, Job, MetaStore, NewEdge, VersionRow};
+
+/// Jobs are retried this many times before the version is rejected as unanalysable.
+pub const MAX_ATTEMPTS: i64 = 3;
+const LEASE_MS: i64 = 10 * 60 * 1000;
+/// Inferred-lineage candidates verified per upload (each costs one weight diff).
+const CANDIDATES: usize = 8;
+
+pub struct Ingestor {
+    pub store: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub policy: Arc<RwLock<Policy>>,
+    pub work_dir: PathBuf,
+    pub notify: Arc<Notify>,
+    index: Mutex<(LineageIndex, bool)>,
+}
+
+/// The materialised files of a version: hard links to the blobs (copies where links fail), laid
+/// out under their upload paths so the readers see the directory the publisher pushed.
+async fn materialize(
+    store: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    version_id: i64,
+    dest: &Path,
+) -> Result<()> {
+    if tokio::fs::metadata(dest.join(".complete")).await.is_ok() {
+        return Ok(());
+    }
+    let _ = tokio::fs::remove_dir_all(dest).await;
+    tokio::fs::create_dir_all(dest).await?;
+    for f in store.version_files(version_id).await? {
+        let rel = crate::server::safe_relative_path(&f.path)
+            .ok_or_else(|| anyhow!("unsafe path {:?} in version {version_id}", f.path))?;
+        let target = dest.join(rel);
+        if let Some(p) = target.parent() {
+            tokio::fs::create_dir_all(p).await?;
+        }
+        let src = blobs.local_path(&f.digest, dest).await?;
+        if tokio::fs::hard_link(&src, &target).await.is_err() {
+            tokio::fs::copy(&src, &target).await?;
+        }
+    }
+    tokio::fs::write(dest.join(".complete"), b"").await?;
+    Ok(())
+}
+
+impl Ingestor {
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        policy: Arc<RwLock<Policy>>,
+        work_dir: PathBuf,
+        notify: Arc<Notify>,
+    ) -> Ingestor {
+        Ingestor {
+            store,
+            blobs,
+            policy,
+            work_dir,
+            notify,
+            index: Mutex::new((LineageIndex::new(), false)),
+        }
+    }
+
+    /// Work forever: take a job, run it, sleep when there is none (or until notified).
+    pub async fn run(self: Arc<Self>, worker: String) {
+        loop {
+            match self.run_once(&worker).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!("ingest worker {worker}: {e:#}"),
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), self.notify.notified()).await;
+        }
+    }
+
+    /// Take and run one job; false when the queue is empty.
+    pub async fn run_once(&self, worker: &str) -> Result<bool> {
+        let Some(job) = self.store.claim_job(worker, LEASE_MS).await? else {
+            return Ok(false);
+        };
+        if let Err(e) = self.process(&job).await {
+            let msg = format!("{e:#}");
+            tracing::warn!("ingest job {} (version {}) failed: {msg}", job.id, job.version_id);
+            if job.attempts >= MAX_ATTEMPTS {
+                self.store.fail_job(job.id, &msg, false).await?;
+                let decision = json!({"outcome": "rejected", "reasons": [{
+                    "rule": "ING001", "level": "reject",
+                    "message": format!("analysis failed {} times: {msg}", job.attempts)}]});
+                self.store
+                    .decide(job.version_id, "rejected", &decision, "ingest")
+                    .await?;
+            } else {
+                self.store.fail_job(job.id, &msg, true).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn version_dir(&self, id: i64) -> PathBuf {
+        self.work_dir.join("versions").join(id.to_string())
+    }
+
+    async fn ensure_index(&self) -> Result<()> {
+        let mut idx = self.index.lock().await;
+        if !idx.1 {
+            let mut fresh = LineageIndex::new();
+            for (id, body) in self.store.fingerprints().await? {
+                if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                    let _ = fresh.insert_json(id, &v);
+                }
+            }
+            *idx = (fresh, true);
+        }
+        Ok(())
+    }
+
+    async fn process(&self, job: &Job) -> Result<()> {
+        let v = self
+            .store
+            .version_by_id(job.version_id)
+            .await?
+            .ok_or_else(|| anyhow!("version {} vanished", job.version_id))?;
+        let dir = self.version_dir(v.id);
+        materialize(&*self.store, &*self.blobs, v.id, &dir).await?;
+        let policy = self.policy.read().await.clone();
+        let trusted: Vec<TrustedKey> = policy
+            .trusted_signers(&v.namespace)
+            .iter()
+            .map(|s| TrustedKey {
+                name: s.name.clone(),
+                public_key_pem: s.public_key_pem.clone(),
+            })
+            .collect();
+        let model_name = format!("{}/{}", v.namespace, v.name);
+        let (analysis, prepared) = {
+            let dir = dir.clone();
+            let model_name = model_name.clone();
+            let version = v.version.clone();
+            tokio::task::spawn_blocking(move || -> Result<(Analysis, Option<PreparedModel>)> {
+                let sig = dir.join("model.sig");
+                let opts = AnalysisOptions {
+                    model_name: &model_name,
+                    version: &version,
+                    signature: Some(&sig),
+                    trusted: &trusted,
+                };
+                let a = analysis::analyze(&dir, &opts)?;
+                let p = PreparedModel::open(&dir, &model_name).ok();
+                Ok((a, p))
+            })
+            .await??
+        };
+        let (edges, lineage_findings) = self.lineage(&v, &analysis, prepared).await?;
+        let (_, decision) = evaluate(&*self.store, &policy, &v, &analysis, &edges, &lineage_findings)
+            .await?;
+        let state = match decision.outcome {
+            policy::Outcome::Approved => "approved",
+            policy::Outcome::Held => "held",
+            policy::Outcome::Rejected => "rejected",
+        };
+        let mut reports = Vec::new();
+        let mut summary = serde_json::to_value(&analysis)?;
+        if let Some(m) = summary.as_object_mut() {
+            if let Some(fp) = m.remove("fingerprint") {
+                if !fp.is_null() {
+                    reports.push(("fingerprint".to_string(), fp.to_string()));
+                }
+            }
+            if let Some(bom) = m.remove("bom") {
+                reports.push(("bom".to_string(), bom.to_string()));
+            }
+            m.insert("lineage_findings".into(), json!(lineage_findings));
+        }
+        reports.push(("analysis".to_string(), summary.to_string()));
+        self.store
+            .finish_ingest(&IngestCommit {
+                job_id: job.id,
+                version_id: v.id,
+                identity: analysis.identity.clone(),
+                reports,
+                edges,
+                state: state.into(),
+                decision: serde_json::to_value(&decision)?,
+                min_confidence: policy.min_confidence() as f64,
+            })
+            .await?;
+        if let Some(fp) = &analysis.fingerprint {
+            self.index.lock().await.0.insert(v.id, fp);
+        }
+        Ok(())
+    }
+
+    /// Declared parents (resolved by name in the registry, checked against the weights) and
+    /// inferred parents or children (index candidates verified by the weight diff).
+    async fn lineage(
+        &self,
+        v: &VersionRow,
+        a: &Analysis,
+        prepared: Option<PreparedModel>,
+    ) -> Result<(Vec<NewEdge>, Vec<String>)> {
+        self.ensure_index().await?;
+        let mut edges = Vec::new();
+        let mut findings = Vec::new();
+        // Declared bases, resolved to the newest version of that model in the registry.
+        let mut declared: Vec<VersionRow> = Vec::new();
+        for b in &a.card.base_model {
+            if let Some((ns, name)) = b.trim().split_once('/') {
+                if let Some(p) = self.store.latest_version_of(ns, name).await? {
+                    if p.id != v.id && !declared.iter().any(|d| d.id == p.id) {
+                        declared.push(p);
+                    }
+                }
+            }
+        }
+        let mut candidates: Vec<i64> = match &a.fingerprint {
+            Some(fp) => self.index.lock().await.0.candidates(fp, CANDIDATES),
+            None => Vec::new(),
+        };
+        candidates.retain(|c| *c != v.id);
+        for d in &declared {
+            if !candidates.contains(&d.id) {
+                candidates.push(d.id);
+            }
+        }
+        let prepared = prepared.map(Arc::new);
+        let mut verified: Vec<(VersionRow, Option<Relationship>)> = Vec::new();
+        for c in candidates {
+            let Some(existing) = self.store.version_by_id(c).await? else {
+                continue;
+            };
+            let rel = match &prepared {
+                Some(p) => {
+                    let dir = self.version_dir(c);
+                    if materialize(&*self.store, &*self.blobs, c, &dir).await.is_err() {
+                        continue;
+                    }
+                    let p = p.clone();
+                    let ename = format!("{}/{}", existing.namespace, existing.name);
+                    tokio::task::spawn_blocking(move || {
+                        PreparedModel::open(&dir, &ename)
+                            .ok()
+                            .and_then(|e| analysis::relate_prepared(&p, &e))
+                    })
+                    .await?
+                }
+                None => None,
+            };
+            verified.push((existing, rel));
+        }
+        for d in &declared {
+            let rel = verified
+                .iter()
+                .find(|(e, _)| e.id == d.id)
+                .and_then(|(_, r)| r.clone());
+            let ename = format!("{}/{}", d.namespace, d.name);
+            if let Some(f) = analysis::declared_contradiction(&a.card, &ename, rel.as_ref()) {
+                findings.push(f.message);
+            }
+            // The publisher's own claim: it propagates a flag even when the weights cannot
+            // confirm it (a card naming a flagged base is at risk by its own word).
+            edges.push(NewEdge {
+                parent: d.id,
+                child: v.id,
+                source: "declared".into(),
+                relation: rel
+                    .as_ref()
+                    .map(|r| r.relation.clone())
+                    .or_else(|| a.card.base_model_relation.clone())
+                    .unwrap_or_else(|| "declared".into()),
+                confidence: 1.0,
+                evidence: json!({"card": a.card.base_model_sources, "weights": rel.as_ref().map(|r| &r.evidence)}),
+            });
+        }
+        // Inferred parent: the single best verified candidate (siblings share the frozen layers
+        // of their common base as much as the base does; on a tie the older upload wins).
+        let mut best: Option<&(VersionRow, Option<Relationship>)> = None;
+        for cand in verified.iter().filter(|(_, r)| matches!(r, Some(r) if !r.parent_is_new)) {
+            let c = cand.1.as_ref().map(|r| r.confidence).unwrap_or(0.0);
+            match best {
+                None => best = Some(cand),
+                Some(b) => {
+                    let bc = b.1.as_ref().map(|r| r.confidence).unwrap_or(0.0);
+                    if c > bc + 0.02 || ((c - bc).abs() <= 0.02 && cand.0.id < b.0.id) {
+                        best = Some(cand);
+                    }
+                }
+            }
+        }
+        if let Some((p, Some(r))) = best {
+            if a.card.base_model.is_empty() {
+                findings.push(format!(
+                    "the card declares no base model, but the weights show it derives from {}/{}:{} ({}, confidence {:.2})",
+                    p.namespace, p.name, p.version, r.relation, r.confidence
+                ));
+            }
+            edges.push(NewEdge {
+                parent: p.id,
+                child: v.id,
+                source: "inferred".into(),
+                relation: r.relation.clone(),
+                confidence: r.confidence as f64,
+                evidence: json!({"oriented_by": r.oriented_by, "diff": r.evidence}),
+            });
+        }
+        // Models already in the registry that turn out to descend from this upload.
+        for (e, r) in &verified {
+            if let Some(r) = r {
+                if r.parent_is_new {
+                    edges.push(NewEdge {
+                        parent: v.id,
+                        child: e.id,
+                        source: "inferred".into(),
+                        relation: r.relation.clone(),
+                        confidence: r.confidence as f64,
+                        evidence: json!({"oriented_by": r.oriented_by, "diff": r.evidence}),
+                    });
+                }
+            }
+        }
+        Ok((edges, findings))
+    }
+}
+
+/// Build the policy candidate for a version and evaluate it. Used by ingest and by the dry-run
+/// endpoint, which must agree exactly.
+pub async fn evaluate(
+    store: &dyn MetaStore,
+    policy: &Policy,
+    v: &VersionRow,
+    a: &Analysis,
+    edges: &[NewEdge],
+    lineage_findings: &[String],
+) -> Result<(Candidate, Decision)> {
+    let mut bases = Vec::new();
+    for e in edges.iter().filter(|e| e.child == v.id) {
+        let p = store
+            .version_by_id(e.parent)
+            .await?
+            .context("parent version vanished")?;
+        let flagged = !store.flags_of(&[p.id]).await?.is_empty();
+        bases.push(BaseFact {
+            reference: p.label(),
+            state: p.state.clone(),
+            flagged,
+            source: e.source.clone(),
+        });
+    }
+    let approved: Vec<ApprovedName> = store
+        .approved_names()
+        .await?
+        .into_iter()
+        .filter(|(ns, n)| !(ns == &v.namespace && n == &v.name))
+        .map(|(namespace, name)| ApprovedName { namespace, name })
+        .collect();
+    let c = Candidate {
+        namespace: v.namespace.clone(),
+        name: v.name.clone(),
+        version: v.version.clone(),
+        formats: a.formats.clone(),
+        findings: a
+            .findings
+            .iter()
+            .map(|f| policy::FindingFact {
+                rule: f.rule.clone(),
+                severity: f.severity,
+                message: format!("{}: {}", f.file, f.message),
+            })
+            .collect(),
+        signature: match &a.signature {
+            SignatureFact::Absent => policy::SignatureStatus::Absent,
+            SignatureFact::Valid { signer, .. } => policy::SignatureStatus::Valid {
+                signer: signer.clone(),
+            },
+            SignatureFact::Invalid { reason } => policy::SignatureStatus::Invalid {
+                reason: reason.clone(),
+            },
+        },
+        license: a.card.license.clone(),
+        card: policy::CardFacts {
+            present: a.card.present,
+            base_model: a.card.base_model.clone(),
+            training_data: a.card.training_data.clone(),
+        },
+        bases,
+        lineage_findings: lineage_findings.to_vec(),
+    };
+    let d = policy::evaluate(policy, &c, &approved);
+    Ok((c, d))
+}

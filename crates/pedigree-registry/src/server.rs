@@ -1,0 +1,1227 @@
+//! `pedigree serve`: the HTTP API over the stores, the ingest workers and the webhook outbox.
+//! Zero configuration: a data directory holding `registry.db` (SQLite), `blobs/`, `staging/`
+//! and `work/`; an admin token created and printed on first start.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{Mutex, Notify, RwLock};
+
+use crate::advisory_feed;
+use crate::auth::{self, Authenticator, Principal};
+use crate::blob::{self, BlobStore, LocalBlobStore, Staged};
+use crate::cascade::{self, VersionInfo};
+use crate::ingest::{self, Ingestor};
+use crate::policy::Policy;
+use crate::store::sql::SqlStore;
+use crate::store::{
+    AdvisoryRecord, Grant, MetaStore, NewFile, Role, StoreError, VersionFilter, VersionRow, now_ms,
+};
+use crate::webhook;
+
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub policy: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub workers: usize,
+}
+
+pub struct AppState {
+    pub store: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub policy: Arc<RwLock<Policy>>,
+    pub auth: Authenticator,
+    pub data_dir: PathBuf,
+    pub notify: Arc<Notify>,
+    /// Running SHA-256 of resumable uploads, so finishing one does not re-read it; rebuilt from
+    /// the file after a restart.
+    uploads: Mutex<HashMap<String, (u64, Sha256)>>,
+}
+
+type St = State<Arc<AppState>>;
+
+// ------------------------------------------------------------------------------------ errors
+
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), details: None }
+    }
+    fn details(mut self, d: Value) -> ApiError {
+        self.details = Some(d);
+        self
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", msg)
+}
+fn forbidden(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg)
+}
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", msg)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(d) = self.details {
+            body["error"]["details"] = d;
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound(m) => not_found(m),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::Invalid(m) => bad(m),
+            other => {
+                tracing::error!("store: {other}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string())
+            }
+        }
+    }
+}
+
+impl From<blob::BlobError> for ApiError {
+    fn from(e: blob::BlobError) -> ApiError {
+        match e {
+            blob::BlobError::BadDigest(_) | blob::BlobError::Mismatch { .. } => bad(e.to_string()),
+            blob::BlobError::NotFound(_) => not_found(e.to_string()),
+            blob::BlobError::Io(_) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}"))
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ------------------------------------------------------------------------------------ helpers
+
+/// A relative path with only normal components, `/`-separated; `None` for anything that could
+/// escape the model directory or means something else on another OS.
+pub fn safe_relative_path(p: &str) -> Option<PathBuf> {
+    if p.is_empty() || p.len() > 1024 || p.contains('\\') || p.contains('\0') || p.starts_with('/') {
+        return None;
+    }
+    let path = Path::new(p);
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !s.starts_with('.')
+}
+
+async fn principal(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing bearer token")
+        })?;
+    st.auth
+        .authenticate(&*st.store, token.trim())
+        .await
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "invalid or revoked token")
+        })
+}
+
+async fn version_or_404(st: &AppState, ns: &str, name: &str, ver: &str) -> ApiResult<VersionRow> {
+    st.store
+        .find_version(ns, name, ver)
+        .await?
+        .ok_or_else(|| not_found(format!("{ns}/{name}:{ver} not found")))
+}
+
+/// Who may see a version at all: approved ones to every reader of the namespace; the others to
+/// its publishers, approvers and admins.
+fn can_see(p: &Principal, v: &VersionRow) -> bool {
+    if v.state == "approved" {
+        p.can_read(&v.namespace)
+    } else {
+        p.can_publish(&v.namespace) || p.can_approve(&v.namespace)
+    }
+}
+
+/// Parse `ns/name:version`.
+pub fn parse_ref(s: &str) -> Option<(String, String, String)> {
+    let (model, ver) = s.rsplit_once(':')?;
+    let (ns, name) = model.split_once('/')?;
+    (valid_segment(ns) && valid_segment(name) && valid_segment(ver))
+        .then(|| (ns.to_string(), name.to_string(), ver.to_string()))
+}
+
+// ------------------------------------------------------------------------------------ start
+
+pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<String>)> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let url = cfg.database_url.clone().unwrap_or_else(|| {
+        format!("sqlite://{}", cfg.data_dir.join("registry.db").display())
+    });
+    let store: Arc<dyn MetaStore> =
+        Arc::new(SqlStore::connect(&url).await?.with_anchor(cfg.data_dir.join("audit.head")));
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(cfg.data_dir.join("blobs"))?);
+    let policy = match &cfg.policy {
+        Some(p) => Policy::load(p).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?,
+        None => Policy::default_policy(),
+    };
+    let mut admin_token = None;
+    if store.token_count().await? == 0 {
+        let (t, _) = auth::create_token(
+            &*store,
+            "admin",
+            vec![Grant { role: Role::Admin, namespace: "*".into() }],
+            "system",
+        )
+        .await?;
+        admin_token = Some(t);
+    }
+    // Staging files of requests that died with the process are garbage, never blobs.
+    let _ = std::fs::remove_dir_all(cfg.data_dir.join("staging"));
+    std::fs::create_dir_all(cfg.data_dir.join("staging"))?;
+    std::fs::create_dir_all(cfg.data_dir.join("uploads"))?;
+    let st = Arc::new(AppState {
+        store,
+        blobs,
+        policy: Arc::new(RwLock::new(policy)),
+        auth: Authenticator::default(),
+        data_dir: cfg.data_dir.clone(),
+        notify: Arc::new(Notify::new()),
+        uploads: Mutex::new(HashMap::new()),
+    });
+    Ok((st, admin_token))
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let (st, admin_token) = open_state(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(t) = admin_token {
+        println!("pedigree: admin token (shown once, stored only as a hash): {t}");
+    }
+    println!("pedigree: data in {}", cfg.data_dir.display());
+    println!("pedigree: listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    for i in 0..cfg.workers.max(1) {
+        let ing = Arc::new(Ingestor::new(
+            st.store.clone(),
+            st.blobs.clone(),
+            st.policy.clone(),
+            cfg.data_dir.join("work"),
+            st.notify.clone(),
+        ));
+        tokio::spawn(ing.run(format!("{}-{i}", std::process::id())));
+    }
+    tokio::spawn(outbox_loop(st.clone()));
+    axum::serve(listener, router(st))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn outbox_loop(st: Arc<AppState>) {
+    let client = reqwest::Client::new();
+    loop {
+        let now = now_ms();
+        match st.store.due_outbox(now, 50).await {
+            Ok(items) => {
+                for it in items {
+                    let id = format!("{}", it.id);
+                    let r = webhook::deliver(
+                        &client,
+                        &it.url,
+                        it.secret.as_bytes(),
+                        &it.event,
+                        &id,
+                        it.payload.as_bytes(),
+                        now / 1000,
+                    )
+                    .await;
+                    let res = match r {
+                        Ok(_) => st.store.outbox_delivered(it.id, now_ms()).await,
+                        Err(e) => {
+                            let attempt = (it.attempts + 1) as u32;
+                            let next = now_ms() + webhook::backoff(attempt).as_millis() as i64;
+                            st.store
+                                .outbox_retry(it.id, &e, next, attempt >= webhook::MAX_ATTEMPTS)
+                                .await
+                        }
+                    };
+                    if let Err(e) = res {
+                        tracing::error!("outbox: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("outbox: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ------------------------------------------------------------------------------------ routes
+
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/v1/blobs/{digest}", put(put_blob).head(head_blob))
+        .route("/v1/uploads", post(start_upload))
+        .route(
+            "/v1/uploads/{id}",
+            axum::routing::head(upload_offset).patch(upload_chunk).put(finish_upload),
+        )
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{ns}/{name}/versions", post(create_version))
+        .route("/v1/models/{ns}/{name}/versions/{ver}", get(version_status))
+        .route("/v1/models/{ns}/{name}/versions/{ver}/files", get(list_files))
+        .route("/v1/models/{ns}/{name}/versions/{ver}/files/{*path}", get(download))
+        .route("/v1/models/{ns}/{name}/versions/{ver}/reports/{kind}", get(get_report))
+        .route("/v1/models/{ns}/{name}/versions/{ver}/decision", post(decide))
+        .route("/v1/policy/test", post(policy_test))
+        .route("/v1/advisories", post(flag).get(list_advisories))
+        .route("/v1/advisories/feed", get(export_feed).post(import_feed))
+        .route("/v1/advisories/{id}/withdraw", post(unflag))
+        .route("/v1/advisories/{id}/impact", get(advisory_impact))
+        .route("/v1/impact/{ns}/{name}/versions/{ver}", get(version_impact))
+        .route("/v1/deployments", get(list_deployments))
+        .route("/v1/deployments/{name}/{env}", put(deploy))
+        .route("/v1/webhooks", post(add_webhook))
+        .route("/v1/audit", get(audit_log))
+        .route("/v1/jobs", get(jobs))
+        .layer(DefaultBodyLimit::max(32 << 20))
+        .with_state(st)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+// ------------------------------------------------------------------------------------ tokens
+
+#[derive(Deserialize)]
+struct TokenReq {
+    name: String,
+    grants: Vec<Grant>,
+}
+
+async fn create_token(State(st): St, headers: HeaderMap, Json(req): Json<TokenReq>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("creating tokens needs the admin role"));
+    }
+    for g in &req.grants {
+        if g.namespace != "*" && !valid_segment(&g.namespace) {
+            return Err(bad(format!("bad namespace {:?}", g.namespace)));
+        }
+    }
+    let (token, id) = auth::create_token(&*st.store, &req.name, req.grants, &p.token_id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))).into_response())
+}
+
+async fn revoke_token(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("revoking tokens needs the admin role"));
+    }
+    st.store.revoke_token(&id, &p.token_id).await?;
+    st.auth.forget_all();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ------------------------------------------------------------------------------------ blobs
+
+async fn head_blob(State(st): St, headers: HeaderMap, UrlPath(digest): UrlPath<String>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_any_publisher() {
+        return Err(forbidden("checking blobs needs a publisher role"));
+    }
+    match st.blobs.exists(&digest).await? {
+        Some(n) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, n.to_string())]).into_response()),
+        None => Ok(StatusCode::NOT_FOUND.into_response()),
+    }
+}
+
+/// Stream a request body into a staging file, hashing as it goes.
+async fn stage_body(st: &AppState, body: Body) -> ApiResult<Staged> {
+    let mut w = blob::StagingWriter::create(&st.data_dir.join("staging")).await?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if let Err(e) = w.write(&c).await {
+                    w.abort().await;
+                    return Err(e.into());
+                }
+            }
+            Err(e) => {
+                w.abort().await;
+                return Err(bad(format!("upload interrupted: {e}")));
+            }
+        }
+    }
+    Ok(w.finish().await?)
+}
+
+async fn put_blob(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(digest): UrlPath<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_any_publisher() {
+        return Err(forbidden("uploading needs a publisher role"));
+    }
+    blob::parse_digest(&digest)?;
+    let staged = stage_body(&st, body).await?;
+    let size = staged.size;
+    st.blobs.put_file(&digest, staged).await?;
+    st.store.record_blob(&digest, size).await?;
+    Ok((StatusCode::CREATED, Json(json!({"digest": digest, "size": size}))).into_response())
+}
+
+async fn start_upload(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_any_publisher() {
+        return Err(forbidden("uploading needs a publisher role"));
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let path = st.data_dir.join("uploads").join(&id);
+    tokio::fs::File::create(&path).await.map_err(blob::BlobError::from)?;
+    st.store.create_upload(&id, &p.token_id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "offset": 0}))).into_response())
+}
+
+async fn upload_owned(st: &AppState, p: &Principal, id: &str) -> ApiResult<PathBuf> {
+    if !id.bytes().all(|b| b.is_ascii_hexdigit()) || id.len() != 32 {
+        return Err(bad("bad upload id"));
+    }
+    match st.store.upload_owner(id).await? {
+        Some(owner) if owner == p.token_id || p.is_admin() => {
+            Ok(st.data_dir.join("uploads").join(id))
+        }
+        Some(_) => Err(forbidden("this upload belongs to another token")),
+        None => Err(not_found(format!("upload {id} not found"))),
+    }
+}
+
+async fn upload_offset(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let path = upload_owned(&st, &p, &id).await?;
+    let len = tokio::fs::metadata(&path).await.map_err(blob::BlobError::from)?.len();
+    Ok((StatusCode::OK, [("upload-offset", len.to_string())]).into_response())
+}
+
+/// Append a chunk at `Upload-Offset`, which must equal the bytes already durable; the answer
+/// is acknowledged only after fsync, so a client resumes from what the server really has.
+async fn upload_chunk(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let path = upload_owned(&st, &p, &id).await?;
+    let offset: u64 = headers
+        .get("upload-offset")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("missing or bad Upload-Offset header"))?;
+    let mut f = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .await
+        .map_err(blob::BlobError::from)?;
+    let len = f.metadata().await.map_err(blob::BlobError::from)?.len();
+    if offset != len {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!("Upload-Offset {offset} but the server has {len} bytes"),
+        )
+        .details(json!({"offset": len})));
+    }
+    let mut hashers = st.uploads.lock().await;
+    let (hlen, mut hasher) = hashers.remove(&id).unwrap_or_else(|| (0, Sha256::new()));
+    drop(hashers);
+    // A hasher that does not match the file (restart, or a failed chunk) is rebuilt from disk.
+    let mut hasher = if hlen == len {
+        hasher
+    } else {
+        hasher = Sha256::new();
+        f.seek(std::io::SeekFrom::Start(0)).await.map_err(blob::BlobError::from)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = f.read(&mut buf).await.map_err(blob::BlobError::from)?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min(left as usize);
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        hasher
+    };
+    f.seek(std::io::SeekFrom::Start(len)).await.map_err(blob::BlobError::from)?;
+    let mut written = 0u64;
+    let mut stream = body.into_data_stream();
+    let mut failed = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if let Err(e) = f.write_all(&c).await {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                hasher.update(&c);
+                written += c.len() as u64;
+            }
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        // Keep only what was acknowledged before this chunk.
+        let _ = f.set_len(len).await;
+        let _ = f.sync_all().await;
+        return Err(bad(format!("chunk interrupted: {e}")));
+    }
+    f.sync_all().await.map_err(blob::BlobError::from)?;
+    let new_len = len + written;
+    st.uploads.lock().await.insert(id, (new_len, hasher));
+    Ok((StatusCode::ACCEPTED, [("upload-offset", new_len.to_string())]).into_response())
+}
+
+#[derive(Deserialize)]
+struct FinishQuery {
+    digest: String,
+}
+
+async fn finish_upload(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<FinishQuery>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let path = upload_owned(&st, &p, &id).await?;
+    blob::parse_digest(&q.digest)?;
+    let len = tokio::fs::metadata(&path).await.map_err(blob::BlobError::from)?.len();
+    let cached = st.uploads.lock().await.remove(&id);
+    let actual = match cached {
+        Some((n, h)) if n == len => format!("sha256:{}", hex::encode(h.finalize())),
+        _ => {
+            let path2 = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                let mut f = std::fs::File::open(&path2)?;
+                let mut h = Sha256::new();
+                std::io::copy(&mut f, &mut h)?;
+                Ok(format!("sha256:{}", hex::encode(h.finalize())))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(blob::BlobError::from)?
+        }
+    };
+    if actual != q.digest {
+        return Err(bad(format!(
+            "upload {id} does not match its digest: expected {}, got {actual}; the upload is kept, resume or restart it",
+            q.digest
+        )));
+    }
+    st.blobs
+        .put_file(&q.digest, Staged { path, size: len, digest: actual })
+        .await?;
+    st.store.record_blob(&q.digest, len).await?;
+    st.store.delete_upload(&id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"digest": q.digest, "size": len}))).into_response())
+}
+
+// ------------------------------------------------------------------------------------ versions
+
+#[derive(Deserialize)]
+struct CreateVersion {
+    version: String,
+    files: Vec<NewFile>,
+}
+
+async fn create_version(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+    Json(req): Json<CreateVersion>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !valid_segment(&ns) || !valid_segment(&name) || !valid_segment(&req.version) {
+        return Err(bad("namespace, name and version use [A-Za-z0-9._-], at most 128 characters, not starting with '.'"));
+    }
+    if !p.can_publish(&ns) {
+        return Err(forbidden(format!("publishing to namespace {ns} needs its publisher role")));
+    }
+    if req.files.is_empty() || req.files.len() > 100_000 {
+        return Err(bad("a version has between 1 and 100000 files"));
+    }
+    let mut seen = HashSet::new();
+    for f in &req.files {
+        if safe_relative_path(&f.path).is_none() {
+            return Err(bad(format!("unsafe file path {:?}", f.path)));
+        }
+        if !seen.insert(f.path.as_str()) {
+            return Err(bad(format!("duplicate file path {:?}", f.path)));
+        }
+        match st.blobs.exists(&f.digest).await? {
+            Some(n) if n == f.size => {}
+            Some(n) => {
+                return Err(bad(format!("{}: size {} but blob {} has {n} bytes", f.path, f.size, f.digest)));
+            }
+            None => return Err(bad(format!("{}: blob {} was not uploaded", f.path, f.digest))),
+        }
+    }
+    let id = st
+        .store
+        .create_version(&ns, &name, &req.version, &p.token_id, &req.files, &p.token_id)
+        .await?;
+    st.notify.notify_waiters();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "model": format!("{ns}/{name}:{}", req.version), "state": "quarantined"})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    namespace: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_models(State(st): St, headers: HeaderMap, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let rows = st
+        .store
+        .list_versions(&VersionFilter { namespace: q.namespace, state: q.state, limit: q.limit })
+        .await?;
+    let rows: Vec<VersionRow> = rows.into_iter().filter(|v| can_see(&p, v)).collect();
+    let ids: Vec<i64> = rows.iter().map(|v| v.id).collect();
+    let flags = st.store.flags_of(&ids).await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|v| {
+            let f: Vec<&str> = flags
+                .iter()
+                .filter(|f| f.version_id == v.id)
+                .map(|f| f.kind.as_str())
+                .collect();
+            json!({"model": v.label(), "state": v.state, "identity": v.identity,
+                   "flagged": f.contains(&"flagged"), "at_risk": f.contains(&"at_risk")})
+        })
+        .collect();
+    Ok(Json(json!({"versions": out})).into_response())
+}
+
+async fn version_status(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !can_see(&p, &v) {
+        return Err(not_found(format!("{ns}/{name}:{ver} not found")));
+    }
+    Ok(Json(status_json(&st, &v).await?).into_response())
+}
+
+async fn status_json(st: &AppState, v: &VersionRow) -> ApiResult<Value> {
+    let flags = st.store.flags_of(&[v.id]).await?;
+    let edges = st.store.edges_of(v.id).await?;
+    let mut ids: Vec<i64> = edges.iter().flat_map(|e| [e.parent, e.child]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let labels: HashMap<i64, String> = st
+        .store
+        .versions_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.label()))
+        .collect();
+    let lineage: Vec<Value> = edges
+        .iter()
+        .map(|e| {
+            json!({"parent": labels.get(&e.parent), "child": labels.get(&e.child), "source": e.source,
+                   "relation": e.relation, "confidence": e.confidence, "evidence": e.evidence})
+        })
+        .collect();
+    let analysis: Option<Value> = st
+        .store
+        .report(v.id, "analysis")
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let deployments = st.store.deployments_of(&[v.id]).await?;
+    let downloadable = v.state == "approved" && flags.is_empty();
+    Ok(json!({
+        "model": v.label(), "state": v.state, "identity": v.identity, "decision": v.decision,
+        "downloadable": downloadable, "flags": flags, "lineage": lineage,
+        "findings": analysis.as_ref().and_then(|a| a.get("findings")).cloned().unwrap_or(json!([])),
+        "signature": analysis.as_ref().and_then(|a| a.get("signature")).cloned(),
+        "card": analysis.as_ref().and_then(|a| a.get("card")).cloned(),
+        "deployments": deployments,
+    }))
+}
+
+async fn get_report(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver, kind)): UrlPath<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !can_see(&p, &v) {
+        return Err(not_found(format!("{ns}/{name}:{ver} not found")));
+    }
+    let body = st
+        .store
+        .report(v.id, &kind)
+        .await?
+        .ok_or_else(|| not_found(format!("no {kind} report for {ns}/{name}:{ver}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Why this version may not be downloaded, or `None` when it may.
+async fn download_refusal(st: &AppState, v: &VersionRow) -> ApiResult<Option<ApiError>> {
+    if v.state != "approved" {
+        let why = match v.state.as_str() {
+            "quarantined" => "is in quarantine: its ingest has not finished".to_string(),
+            s => format!("is {s}, not approved"),
+        };
+        return Ok(Some(
+            forbidden(format!("{} {why}", v.label())).details(json!({"state": v.state, "decision": v.decision})),
+        ));
+    }
+    let flags = st.store.flags_of(&[v.id]).await?;
+    if let Some(f) = flags.first() {
+        let adv = st.store.advisory(&f.advisory_id).await?;
+        let why = if f.kind == "flagged" {
+            format!("is flagged by advisory {}", f.advisory_id)
+        } else {
+            format!("is at risk: it descends from a model flagged by advisory {}", f.advisory_id)
+        };
+        return Ok(Some(
+            ApiError::new(StatusCode::FORBIDDEN, "blocked", format!("{} {why}", v.label()))
+                .details(json!({"flags": flags, "advisory": adv.map(|a| json!({"id": a.id, "severity": a.severity, "summary": a.summary}))})),
+        ));
+    }
+    Ok(None)
+}
+
+async fn list_files(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !can_see(&p, &v) {
+        return Err(not_found(format!("{ns}/{name}:{ver} not found")));
+    }
+    if let Some(e) = download_refusal(&st, &v).await? {
+        return Err(e);
+    }
+    Ok(Json(json!({"model": v.label(), "identity": v.identity, "files": st.store.version_files(v.id).await?})).into_response())
+}
+
+async fn download(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver, path)): UrlPath<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !can_see(&p, &v) {
+        return Err(not_found(format!("{ns}/{name}:{ver} not found")));
+    }
+    if let Some(e) = download_refusal(&st, &v).await? {
+        return Err(e);
+    }
+    let f = st
+        .store
+        .version_files(v.id)
+        .await?
+        .into_iter()
+        .find(|f| f.path == path)
+        .ok_or_else(|| not_found(format!("{path} is not in {}", v.label())))?;
+    let (file, len) = st.blobs.open(&f.digest).await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Ok(d) = HeaderValue::from_str(&f.digest) {
+        h.insert("x-pedigree-digest", d);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct DecideReq {
+    state: String,
+    reason: String,
+}
+
+async fn decide(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver)): UrlPath<(String, String, String)>,
+    Json(req): Json<DecideReq>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.can_approve(&ns) {
+        return Err(forbidden(format!("deciding on {ns} models needs its approver role")));
+    }
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !matches!(req.state.as_str(), "approved" | "rejected") || req.reason.trim().is_empty() {
+        return Err(bad("state must be approved or rejected, with a reason"));
+    }
+    if v.state == "quarantined" {
+        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "the ingest has not finished"));
+    }
+    let mut decision = v.decision.clone().unwrap_or(json!({}));
+    decision["override"] = json!({"by": p.token_id, "state": req.state, "reason": req.reason, "previous": v.state});
+    st.store.decide(v.id, &req.state, &decision, &p.token_id).await?;
+    Ok(Json(json!({"model": v.label(), "state": req.state})).into_response())
+}
+
+// ------------------------------------------------------------------------------------ policy
+
+#[derive(Deserialize)]
+struct PolicyTestReq {
+    /// An existing version to re-evaluate, `ns/name:version` ...
+    model: String,
+    /// ... or a fresh analysis (what `pedigree policy test DIR` computes locally).
+    analysis: Option<crate::analysis::Analysis>,
+    /// A policy to try instead of the server's (TOML text).
+    policy: Option<String>,
+}
+
+async fn policy_test(State(st): St, headers: HeaderMap, Json(req): Json<PolicyTestReq>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let (ns, name, ver) = parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
+    if !p.can_publish(&ns) && !p.can_approve(&ns) {
+        return Err(forbidden(format!("a policy test on {ns} needs its publisher or approver role")));
+    }
+    let policy = match &req.policy {
+        Some(t) => Policy::from_toml_str(t, &st.data_dir).map_err(|e| bad(format!("policy: {e}")))?,
+        None => st.policy.read().await.clone(),
+    };
+    let existing = st.store.find_version(&ns, &name, &ver).await?;
+    let (v, analysis, edges, findings) = match (&req.analysis, existing) {
+        (Some(a), ex) => {
+            let v = ex.unwrap_or(VersionRow {
+                id: -1, model_id: -1, namespace: ns.clone(), name: name.clone(), version: ver.clone(),
+                state: "quarantined".into(), identity: None, publisher: p.token_id.clone(),
+                created_at: now_ms(), decided_at: None, decision: None,
+            });
+            // Declared bases resolved by name, as ingest would.
+            let mut edges = Vec::new();
+            for b in &a.card.base_model {
+                if let Some((bns, bname)) = b.split_once('/') {
+                    if let Some(pv) = st.store.latest_version_of(bns, bname).await? {
+                        edges.push(crate::store::NewEdge { parent: pv.id, child: v.id, source: "declared".into(),
+                            relation: "declared".into(), confidence: 1.0, evidence: json!({}) });
+                    }
+                }
+            }
+            (v, a.clone(), edges, Vec::new())
+        }
+        (None, Some(v)) => {
+            if !can_see(&p, &v) {
+                return Err(not_found(format!("{} not found", req.model)));
+            }
+            let body = st.store.report(v.id, "analysis").await?
+                .ok_or_else(|| bad(format!("{} has not been analysed yet", req.model)))?;
+            let mut val: Value = serde_json::from_str(&body).map_err(|e| anyhow::anyhow!(e))?;
+            let findings: Vec<String> = val.get("lineage_findings").and_then(|f| serde_json::from_value(f.clone()).ok()).unwrap_or_default();
+            if let Some(m) = val.as_object_mut() {
+                m.insert("fingerprint".into(), Value::Null);
+                m.insert("bom".into(), Value::Null);
+            }
+            let a: crate::analysis::Analysis = serde_json::from_value(val).map_err(|e| anyhow::anyhow!(e))?;
+            let edges = st.store.edges_of(v.id).await?.into_iter().filter(|e| e.child == v.id).map(|e| crate::store::NewEdge {
+                parent: e.parent, child: e.child, source: e.source, relation: e.relation, confidence: e.confidence, evidence: e.evidence }).collect::<Vec<_>>();
+            (v, a, edges, findings)
+        }
+        (None, None) => return Err(not_found(format!("{} not found; send an analysis to test a new model", req.model))),
+    };
+    let (candidate, decision) = ingest::evaluate(&*st.store, &policy, &v, &analysis, &edges, &findings).await?;
+    Ok(Json(json!({"model": req.model, "dry_run": true, "decision": decision, "candidate": candidate})).into_response())
+}
+
+// ------------------------------------------------------------------------------------ advisories
+
+#[derive(Deserialize)]
+struct FlagReq {
+    id: String,
+    severity: String,
+    summary: String,
+    trigger: Option<String>,
+    /// `ns/name:version` of each version named by the advisory.
+    versions: Vec<String>,
+}
+
+async fn flag(State(st): St, headers: HeaderMap, Json(req): Json<FlagReq>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_any_approver() {
+        return Err(forbidden("flagging needs the approver or admin role"));
+    }
+    if req.id.is_empty() || req.id.len() > 128 || !matches!(req.severity.as_str(), "low" | "medium" | "high" | "critical") {
+        return Err(bad("advisory id (≤128 chars) and severity (low|medium|high|critical) required"));
+    }
+    if req.versions.is_empty() {
+        return Err(bad("an advisory names at least one version"));
+    }
+    let mut roots = Vec::new();
+    for r in &req.versions {
+        let (ns, name, ver) = parse_ref(r).ok_or_else(|| bad(format!("bad version reference {r:?}")))?;
+        if !p.can_approve(&ns) {
+            return Err(forbidden(format!("flagging {ns} models needs its approver role")));
+        }
+        roots.push(version_or_404(&st, &ns, &name, &ver).await?.id);
+    }
+    let body = json!({"id": req.id, "severity": req.severity, "summary": req.summary,
+                      "trigger": req.trigger, "versions": req.versions});
+    let adv = AdvisoryRecord {
+        id: req.id.clone(), severity: req.severity, summary: req.summary, trigger: req.trigger,
+        source: "local".into(), body, created_at: now_ms(), withdrawn_at: None, withdrawn_reason: None,
+    };
+    let min_conf = st.policy.read().await.min_confidence() as f64;
+    let r = st.store.flag(&adv, &roots, min_conf, &p.token_id).await?;
+    let impact = impact_of_advisory(&st, &req.id).await?;
+    Ok(Json(json!({"changed": r.changed, "newly_flagged": r.flagged.len(), "newly_at_risk": r.at_risk.len(), "impact": impact})).into_response())
+}
+
+#[derive(Deserialize)]
+struct UnflagReq {
+    justification: String,
+}
+
+async fn unflag(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>, Json(req): Json<UnflagReq>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_any_approver() {
+        return Err(forbidden("unflagging needs the approver or admin role"));
+    }
+    let n = st.store.unflag(&id, &req.justification, &p.token_id).await?;
+    Ok(Json(json!({"advisory": id, "cleared": n})).into_response())
+}
+
+async fn list_advisories(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    principal(&st, &headers).await?;
+    Ok(Json(json!({"advisories": st.store.advisories().await?})).into_response())
+}
+
+async fn advisory_impact(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+    principal(&st, &headers).await?;
+    st.store.advisory(&id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
+    Ok(Json(impact_of_advisory(&st, &id).await?).into_response())
+}
+
+async fn version_impact(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((ns, name, ver)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    principal(&st, &headers).await?;
+    let v = version_or_404(&st, &ns, &name, &ver).await?;
+    let flags = st.store.flags_of(&[v.id]).await?;
+    let mut out = Vec::new();
+    for adv in flags.iter().map(|f| f.advisory_id.clone()).collect::<std::collections::BTreeSet<_>>() {
+        out.push(impact_of_advisory(&st, &adv).await?);
+    }
+    Ok(Json(json!({"model": v.label(), "advisories": out})).into_response())
+}
+
+/// The cascade of one advisory: flagged versions, the at-risk tree under them, the deployments
+/// that run any of them, and per affected model the last known-good version.
+pub async fn impact_of_advisory(st: &AppState, id: &str) -> ApiResult<Value> {
+    let adv = st.store.advisory(id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
+    let flags = st.store.flags_for_advisory(id).await?;
+    let ids: Vec<i64> = flags.iter().map(|f| f.version_id).collect();
+    let rows: HashMap<i64, VersionRow> = st.store.versions_by_ids(&ids).await?.into_iter().map(|v| (v.id, v)).collect();
+    let deployments = st.store.deployments_of(&ids).await?;
+    let bad: HashSet<i64> = ids.iter().copied().collect();
+    // Last known-good per affected model, over all versions of those models.
+    let mut model_ids: Vec<i64> = rows.values().map(|v| v.model_id).collect();
+    model_ids.sort_unstable();
+    model_ids.dedup();
+    let mut all_versions = Vec::new();
+    let mut by_id: HashMap<i64, VersionRow> = HashMap::new();
+    for m in &model_ids {
+        for v in st.store.versions_of_model(*m).await? {
+            all_versions.push(VersionInfo { id: v.id, model_id: v.model_id, label: v.label(), created_seq: v.id, approved: v.state == "approved" });
+            by_id.insert(v.id, v);
+        }
+    }
+    // Versions flagged by any other advisory are not "good" either.
+    let all_ids: Vec<i64> = all_versions.iter().map(|v| v.id).collect();
+    let mut bad_all = bad.clone();
+    bad_all.extend(st.store.flags_of(&all_ids).await?.into_iter().map(|f| f.version_id));
+    let lkg = cascade::last_known_good(&all_versions, &bad_all);
+    let label = |i: i64| rows.get(&i).or_else(|| by_id.get(&i)).map(|v| v.label()).unwrap_or_else(|| i.to_string());
+    let entries: Vec<Value> = flags
+        .iter()
+        .map(|f| {
+            let v = &rows[&f.version_id];
+            json!({"model": v.label(), "kind": f.kind, "via": f.via.map(label), "depth": f.depth,
+                   "deployments": deployments.iter().filter(|d| d.version_id == f.version_id)
+                        .map(|d| json!({"name": d.name, "environment": d.environment})).collect::<Vec<_>>()})
+        })
+        .collect();
+    let mut lkg_out = BTreeMap::new();
+    for (m, good) in &lkg {
+        let model = by_id.values().find(|v| v.model_id == *m).map(|v| format!("{}/{}", v.namespace, v.name)).unwrap_or_default();
+        lkg_out.insert(model, good.map(label));
+    }
+    Ok(json!({
+        "advisory": {"id": adv.id, "severity": adv.severity, "summary": adv.summary, "trigger": adv.trigger,
+                     "withdrawn_at": adv.withdrawn_at, "withdrawn_reason": adv.withdrawn_reason},
+        "affected": entries,
+        "deployments": deployments.iter().map(|d| json!({"name": d.name, "environment": d.environment, "model": label(d.version_id)})).collect::<Vec<_>>(),
+        "last_known_good": lkg_out,
+    }))
+}
+
+async fn export_feed(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    principal(&st, &headers).await?;
+    let mut advisories = Vec::new();
+    for a in st.store.advisories().await? {
+        let flags = st.store.flags_for_advisory(&a.id).await?;
+        let roots: Vec<i64> = flags.iter().filter(|f| f.kind == "flagged").map(|f| f.version_id).collect();
+        let versions = st.store.versions_by_ids(&roots).await?;
+        advisories.push(crate::advisories::advisory_from_record(&a, &versions));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], advisory_feed::to_feed(&advisories)).into_response())
+}
+
+async fn import_feed(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("importing advisories needs the admin role"));
+    }
+    let feed = advisory_feed::parse_feed(&body).map_err(|e| bad(format!("advisory feed: {e}")))?;
+    let min_conf = st.policy.read().await.min_confidence() as f64;
+    let mut results = Vec::new();
+    for adv in &feed.advisories {
+        let roots = crate::advisories::resolve_affected(&*st.store, adv).await?;
+        if adv.withdrawn.is_some() {
+            if st.store.advisory(&adv.id).await?.is_some() {
+                let n = st.store.unflag(&adv.id, "withdrawn by the imported feed", &p.token_id).await?;
+                results.push(json!({"id": adv.id, "withdrawn": true, "cleared": n}));
+            }
+            continue;
+        }
+        if roots.is_empty() {
+            results.push(json!({"id": adv.id, "matched": 0}));
+            continue;
+        }
+        let rec = crate::advisories::record_from_advisory(adv);
+        let r = st.store.flag(&rec, &roots, min_conf, &p.token_id).await?;
+        results.push(json!({"id": adv.id, "matched": roots.len(), "changed": r.changed, "newly_at_risk": r.at_risk.len()}));
+    }
+    Ok(Json(json!({"imported": results})).into_response())
+}
+
+// ------------------------------------------------------------------------------------ deployments, webhooks, audit, jobs
+
+#[derive(Deserialize)]
+struct DeployReq {
+    model: String,
+}
+
+async fn deploy(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath((name, env)): UrlPath<(String, String)>,
+    Json(req): Json<DeployReq>,
+) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    let (ns, mname, ver) = parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
+    if !p.can_publish(&ns) {
+        return Err(forbidden(format!("recording a deployment of {ns} models needs its publisher role")));
+    }
+    if !valid_segment(&name) || !valid_segment(&env) {
+        return Err(bad("deployment name and environment use [A-Za-z0-9._-]"));
+    }
+    let v = version_or_404(&st, &ns, &mname, &ver).await?;
+    st.store.deploy(&name, &env, v.id, &p.token_id).await?;
+    let blocked = download_refusal(&st, &v).await?.map(|e| e.message);
+    Ok(Json(json!({"deployment": name, "environment": env, "model": v.label(), "warning": blocked})).into_response())
+}
+
+async fn list_deployments(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    principal(&st, &headers).await?;
+    let d = st.store.deployments().await?;
+    let ids: Vec<i64> = d.iter().map(|d| d.version_id).collect();
+    let labels: HashMap<i64, String> = st.store.versions_by_ids(&ids).await?.into_iter().map(|v| (v.id, v.label())).collect();
+    let out: Vec<Value> = d.iter().map(|d| json!({"name": d.name, "environment": d.environment, "model": labels.get(&d.version_id), "updated_at": d.updated_at})).collect();
+    Ok(Json(json!({"deployments": out})).into_response())
+}
+
+#[derive(Deserialize)]
+struct WebhookReq {
+    url: String,
+    secret: String,
+    events: Option<String>,
+}
+
+async fn add_webhook(State(st): St, headers: HeaderMap, Json(req): Json<WebhookReq>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("webhooks need the admin role"));
+    }
+    if !(req.url.starts_with("http://") || req.url.starts_with("https://")) || req.secret.len() < 16 {
+        return Err(bad("webhook url must be http(s) and the secret at least 16 characters"));
+    }
+    let id = st.store.add_webhook(&req.url, &req.secret, req.events.as_deref().unwrap_or("*"), &p.token_id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    from: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit_log(State(st): St, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("the audit log needs the admin role"));
+    }
+    let entries = st.store.audit_entries(q.from.unwrap_or(1), q.limit.unwrap_or(1000).clamp(1, 10_000)).await?;
+    Ok(Json(json!({"entries": entries})).into_response())
+}
+
+async fn jobs(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    let p = principal(&st, &headers).await?;
+    if !p.is_admin() {
+        return Err(forbidden("job status needs the admin role"));
+    }
+    let counts: BTreeMap<String, i64> = st.store.job_counts().await?.into_iter().collect();
+    Ok(Json(json!({"jobs": counts})).into_response())
+}
+
+#[allow(dead_code)]
+fn _unused(_: Request) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The served OpenAPI document lists exactly the routes the router serves, with the same
+    /// methods (read from this file's `.route(...)` calls).
+    #[test]
+    fn openapi_matches_router() {
+        let doc: Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        // Routes written across lines read as one.
+        let src = include_str!("server.rs").replace(".route(\n            \"", ".route(\"");
+        let mut served = std::collections::BTreeMap::new();
+        for part in src.split(".route(\"").skip(1) {
+            let path = &part[..part.find('"').unwrap()];
+            let rest = &part[..part.find(")\n").unwrap_or(part.len())];
+            let mut methods = Vec::new();
+            for m in ["get", "post", "put", "patch", "head", "delete"] {
+                if rest.contains(&format!("{m}(")) {
+                    methods.push(m.to_string());
+                }
+            }
+            let path = path.replace("{*path}", "{path}");
+            served.insert(path, methods);
+        }
+        served.remove("\", get(|| async { \"ok\" }))\n        ");
+        for (path, methods) in &served {
+            let entry = paths.get(path).unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+            for m in methods {
+                assert!(entry.get(m).is_some(), "{m} {path} missing from openapi.json");
+            }
+        }
+        for path in paths.keys() {
+            assert!(served.contains_key(path), "openapi.json documents {path}, which is not served");
+        }
+    }
+
+    #[test]
+    fn paths_and_refs() {
+        assert!(safe_relative_path("a/b.safetensors").is_some());
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a\\b", "./", "a/./b/.."] {
+            assert!(safe_relative_path(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            parse_ref("acme/bert:1.0"),
+            Some(("acme".into(), "bert".into(), "1.0".into()))
+        );
+        assert_eq!(parse_ref("acme/bert"), None);
+        assert_eq!(parse_ref("acme/../x:1"), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The metadata store: models, versions, jobs, lineage, advisories and flags, deployments,
+//! webhooks, tokens and the audit log. [`MetaStore`] is the seam other engines plug into;
+//! [`sql::SqlStore`] implements it over sqlx's `Any` driver so one body of SQL serves SQLite
+//! (the zero-configuration default) and, later, PostgreSQL.
+//!
+//! Every state change is one transaction that also appends to the hash-chained audit log and
+//! queues its webhook events in the outbox, so a crash leaves either all of it or none.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cascade::Affected;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Publisher,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Publisher => "publisher",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "reader" => Role::Reader,
+            "publisher" => Role::Publisher,
+            "approver" => Role::Approver,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub role: Role,
+    /// `*` for every namespace.
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub hash: String,
+    pub revoked: bool,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewFile {
+    pub path: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRow {
+    pub id: i64,
+    pub model_id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub state: String,
+    pub identity: Option<String>,
+    pub publisher: String,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub decision: Option<Value>,
+}
+
+impl VersionRow {
+    pub fn label(&self) -> String {
+        format!("{}/{}:{}", self.namespace, self.name, self.version)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlagRow {
+    pub version_id: i64,
+    pub advisory_id: String,
+    /// `flagged` (named by the advisory) or `at_risk` (inherited through lineage).
+    pub kind: String,
+    pub via: Option<i64>,
+    pub depth: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EdgeRow {
+    pub rowid: i64,
+    pub parent: i64,
+    pub child: i64,
+    pub source: String,
+    pub relation: String,
+    pub confidence: f64,
+    pub evidence: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewEdge {
+    pub parent: i64,
+    pub child: i64,
+    pub source: String,
+    pub relation: String,
+    pub confidence: f64,
+    pub evidence: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub version_id: i64,
+    pub attempts: i64,
+}
+
+/// Everything an ingest job learned, committed in one transaction.
+#[derive(Debug, Clone)]
+pub struct IngestCommit {
+    pub job_id: i64,
+    pub version_id: i64,
+    pub identity: String,
+    pub reports: Vec<(String, String)>,
+    pub edges: Vec<NewEdge>,
+    /// `approved`, `held` or `rejected`.
+    pub state: String,
+    pub decision: Value,
+    pub min_confidence: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdvisoryRecord {
+    pub id: String,
+    pub severity: String,
+    pub summary: String,
+    pub trigger: Option<String>,
+    pub source: String,
+    pub body: Value,
+    pub created_at: i64,
+    pub withdrawn_at: Option<i64>,
+    pub withdrawn_reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlagResult {
+    /// False when the advisory already covered exactly these versions: nothing changed.
+    pub changed: bool,
+    pub flagged: Vec<i64>,
+    pub at_risk: Vec<Affected>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentRow {
+    pub name: String,
+    pub environment: String,
+    pub version_id: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub url: String,
+    pub secret: String,
+    pub event: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VersionFilter {
+    pub namespace: Option<String>,
+    pub state: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    // --- tokens
+    async fn token_count(&self) -> Result<i64>;
+    async fn create_token(&self, rec: &TokenRecord, actor: &str) -> Result<()>;
+    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>>;
+    async fn revoke_token(&self, id: &str, actor: &str) -> Result<()>;
+
+    // --- blobs and upload sessions
+    async fn record_blob(&self, digest: &str, size: u64) -> Result<()>;
+    async fn create_upload(&self, id: &str, token_id: &str) -> Result<()>;
+    async fn upload_owner(&self, id: &str) -> Result<Option<String>>;
+    async fn delete_upload(&self, id: &str) -> Result<()>;
+
+    // --- models and versions
+    /// Create a quarantined version with its files and queue its ingest job.
+    async fn create_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+        publisher: &str,
+        files: &[NewFile],
+        actor: &str,
+    ) -> Result<i64>;
+    async fn find_version(&self, namespace: &str, name: &str, version: &str)
+    -> Result<Option<VersionRow>>;
+    async fn version_by_id(&self, id: i64) -> Result<Option<VersionRow>>;
+    async fn versions_by_ids(&self, ids: &[i64]) -> Result<Vec<VersionRow>>;
+    async fn versions_of_model(&self, model_id: i64) -> Result<Vec<VersionRow>>;
+    async fn versions_with_identity(&self, identity: &str) -> Result<Vec<VersionRow>>;
+    async fn latest_version_of(&self, namespace: &str, name: &str) -> Result<Option<VersionRow>>;
+    async fn list_versions(&self, filter: &VersionFilter) -> Result<Vec<VersionRow>>;
+    async fn version_files(&self, id: i64) -> Result<Vec<NewFile>>;
+    async fn report(&self, id: i64, kind: &str) -> Result<Option<String>>;
+    /// `(namespace, name)` of every model with an approved version.
+    async fn approved_names(&self) -> Result<Vec<(String, String)>>;
+    /// Stored fingerprints, for the lineage index.
+    async fn fingerprints(&self) -> Result<Vec<(i64, String)>>;
+    /// An approver's manual decision on a held version.
+    async fn decide(&self, id: i64, state: &str, decision: &Value, actor: &str) -> Result<()>;
+
+    // --- jobs
+    async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>>;
+    async fn finish_ingest(&self, commit: &IngestCommit) -> Result<()>;
+    async fn fail_job(&self, job_id: i64, error: &str, retry: bool) -> Result<()>;
+    async fn job_counts(&self) -> Result<Vec<(String, i64)>>;
+
+    // --- lineage
+    async fn edges_since(&self, rowid: i64) -> Result<Vec<EdgeRow>>;
+    async fn edges_of(&self, version_id: i64) -> Result<Vec<EdgeRow>>;
+
+    // --- advisories, flags, cascade
+    async fn flag(
+        &self,
+        advisory: &AdvisoryRecord,
+        roots: &[i64],
+        min_confidence: f64,
+        actor: &str,
+    ) -> Result<FlagResult>;
+    async fn unflag(&self, advisory_id: &str, justification: &str, actor: &str) -> Result<usize>;
+    async fn flags_of(&self, version_ids: &[i64]) -> Result<Vec<FlagRow>>;
+    async fn flags_for_advisory(&self, advisory_id: &str) -> Result<Vec<FlagRow>>;
+    async fn advisories(&self) -> Result<Vec<AdvisoryRecord>>;
+    async fn advisory(&self, id: &str) -> Result<Option<AdvisoryRecord>>;
+
+    // --- deployments
+    async fn deploy(&self, name: &str, environment: &str, version_id: i64, actor: &str)
+    -> Result<()>;
+    async fn deployments_of(&self, version_ids: &[i64]) -> Result<Vec<DeploymentRow>>;
+    async fn deployments(&self) -> Result<Vec<DeploymentRow>>;
+
+    // --- webhooks
+    async fn add_webhook(&self, url: &str, secret: &str, events: &str, actor: &str) -> Result<i64>;
+    async fn due_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxItem>>;
+    async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()>;
+    async fn outbox_retry(&self, id: i64, error: &str, next_at: i64, give_up: bool) -> Result<()>;
+
+    // --- audit
+    async fn audit_entries(&self, from_seq: i64, limit: i64)
+    -> Result<Vec<crate::audit::AuditEntry>>;
+    async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &Value)
+    -> Result<crate::audit::AuditEntry>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -84,8 +84,18 @@ const MAX_TRIGGER: usize = 4 << 10;
 const MAX_URL: usize = 2048;
 const MAX_NAME_PART: usize = 128;
 const MAX_VERSION: usize = 128;
-const REFERENCE_TYPES: &[&str] =
-    &["advisory", "article", "detection", "discussion", "report", "fix", "introduced", "package", "evidence", "web"];
+const REFERENCE_TYPES: &[&str] = &[
+    "advisory",
+    "article",
+    "detection",
+    "discussion",
+    "report",
+    "fix",
+    "introduced",
+    "package",
+    "evidence",
+    "web",
+];
 
 /// How bad an advisory is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -190,7 +200,11 @@ impl Advisory {
             modified: withdrawn.clone().unwrap_or_else(|| published.clone()),
             published,
             withdrawn,
-            summary: if summary.is_empty() { id.to_string() } else { one_line(summary, MAX_SUMMARY) },
+            summary: if summary.is_empty() {
+                id.to_string()
+            } else {
+                one_line(summary, MAX_SUMMARY)
+            },
             details: String::new(),
             severity: Severity::parse(severity).unwrap_or(Severity::Critical),
             trigger: trigger.filter(|t| !t.is_empty()),
@@ -228,9 +242,18 @@ pub enum FeedError {
     /// `advisories[index]` (whose id is `id` when it has a readable one) has a bad `field` (a path
     /// such as `affected[0].identities[2]`).
     #[error("advisories[{index}]{}: `{field}`: {reason}", id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default())]
-    Invalid { index: usize, id: Option<String>, field: String, reason: String },
+    Invalid {
+        index: usize,
+        id: Option<String>,
+        field: String,
+        reason: String,
+    },
     #[error("advisories[{index}] ({id}): the id is already used by advisories[{first}]")]
-    DuplicateId { index: usize, id: String, first: usize },
+    DuplicateId {
+        index: usize,
+        id: String,
+        first: usize,
+    },
 }
 
 /// Parse and validate a feed. Bounded: the size is checked before parsing, the number of
@@ -238,7 +261,10 @@ pub enum FeedError {
 /// The first problem is returned, naming the advisory (index and id) and the field.
 pub fn parse_feed(bytes: &[u8]) -> Result<Feed, FeedError> {
     if bytes.len() > MAX_FEED_BYTES {
-        return Err(FeedError::TooLarge { size: bytes.len(), max: MAX_FEED_BYTES });
+        return Err(FeedError::TooLarge {
+            size: bytes.len(),
+            max: MAX_FEED_BYTES,
+        });
     }
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| FeedError::Json(e.to_string()))?;
     let Value::Object(mut top) = doc else {
@@ -246,11 +272,18 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Feed, FeedError> {
     };
     match top.get("schema_version") {
         Some(Value::String(s)) if s == SCHEMA_VERSION => {}
-        Some(Value::String(s)) => return Err(FeedError::Format(format!("unsupported schema_version `{s}`"))),
+        Some(Value::String(s)) => {
+            return Err(FeedError::Format(format!(
+                "unsupported schema_version `{s}`"
+            )));
+        }
         Some(_) => return Err(FeedError::Format("schema_version is not a string".into())),
         None => return Err(FeedError::Format("no schema_version".into())),
     }
-    if let Some(k) = top.keys().find(|k| !matches!(k.as_str(), "schema_version" | "advisories")) {
+    if let Some(k) = top
+        .keys()
+        .find(|k| !matches!(k.as_str(), "schema_version" | "advisories"))
+    {
         return Err(FeedError::Format(format!("unknown top-level key `{k}`")));
     }
     let items = match top.remove("advisories") {
@@ -259,19 +292,29 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Feed, FeedError> {
         None => return Err(FeedError::Format("no advisories array".into())),
     };
     if items.len() > MAX_ADVISORIES {
-        return Err(FeedError::TooManyAdvisories { count: items.len(), max: MAX_ADVISORIES });
+        return Err(FeedError::TooManyAdvisories {
+            count: items.len(),
+            max: MAX_ADVISORIES,
+        });
     }
     let mut advisories = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let adv = read_advisory(index, item)?;
         if let Some(&first) = seen.get(&adv.id) {
-            return Err(FeedError::DuplicateId { index, id: adv.id, first });
+            return Err(FeedError::DuplicateId {
+                index,
+                id: adv.id,
+                first,
+            });
         }
         seen.insert(adv.id.clone(), index);
         advisories.push(adv);
     }
-    Ok(Feed { schema_version: SCHEMA_VERSION.to_string(), advisories })
+    Ok(Feed {
+        schema_version: SCHEMA_VERSION.to_string(),
+        advisories,
+    })
 }
 
 /// Serialise advisories as a feed: deterministic (sorted by id, fixed field order), pretty,
@@ -284,8 +327,11 @@ pub fn to_feed(advisories: &[Advisory]) -> Vec<u8> {
     }
     let mut sorted: Vec<&Advisory> = advisories.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut out = serde_json::to_vec_pretty(&FeedOut { schema_version: SCHEMA_VERSION, advisories: sorted })
-        .expect("advisories serialise");
+    let mut out = serde_json::to_vec_pretty(&FeedOut {
+        schema_version: SCHEMA_VERSION,
+        advisories: sorted,
+    })
+    .expect("advisories serialise");
     out.push(b'\n');
     out
 }
@@ -293,12 +339,24 @@ pub fn to_feed(advisories: &[Advisory]) -> Vec<u8> {
 // ------------------------------------------------------------------------------------ reading
 
 const ADVISORY_FIELDS: &[&str] = &[
-    "id", "published", "modified", "withdrawn", "summary", "details", "severity", "trigger", "references", "affected",
+    "id",
+    "published",
+    "modified",
+    "withdrawn",
+    "summary",
+    "details",
+    "severity",
+    "trigger",
+    "references",
+    "affected",
 ];
 
 /// One advisory, field by field, so an error can name the field.
 fn read_advisory(index: usize, item: Value) -> Result<Advisory, FeedError> {
-    let id_hint = item.get("id").and_then(Value::as_str).map(|s| s.chars().take(MAX_ID).collect::<String>());
+    let id_hint = item
+        .get("id")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(MAX_ID).collect::<String>());
     let err = |field: &str, reason: String| FeedError::Invalid {
         index,
         id: id_hint.clone(),
@@ -315,7 +373,13 @@ fn read_advisory(index: usize, item: Value) -> Result<Advisory, FeedError> {
     let severity = match obj.remove("severity") {
         None => return Err(err("severity", "missing".into())),
         Some(Value::String(s)) => Severity::parse(&s).ok_or_else(|| {
-            err("severity", format!("unknown severity `{}` (low, medium, high or critical)", clip(&s)))
+            err(
+                "severity",
+                format!(
+                    "unknown severity `{}` (low, medium, high or critical)",
+                    clip(&s)
+                ),
+            )
         })?,
         Some(_) => return Err(err("severity", "not a string".into())),
     };
@@ -325,13 +389,18 @@ fn read_advisory(index: usize, item: Value) -> Result<Advisory, FeedError> {
         modified: required(&mut obj, "modified").map_err(|r| err("modified", r))?,
         withdrawn: optional(&mut obj, "withdrawn").map_err(|r| err("withdrawn", r))?,
         summary: required(&mut obj, "summary").map_err(|r| err("summary", r))?,
-        details: optional(&mut obj, "details").map_err(|r| err("details", r))?.unwrap_or_default(),
+        details: optional(&mut obj, "details")
+            .map_err(|r| err("details", r))?
+            .unwrap_or_default(),
         severity,
         trigger: optional(&mut obj, "trigger").map_err(|r| err("trigger", r))?,
-        references: read_list(&mut obj, "references", MAX_REFERENCES).map_err(|(f, r)| err(&f, r))?,
+        references: read_list(&mut obj, "references", MAX_REFERENCES)
+            .map_err(|(f, r)| err(&f, r))?,
         affected: match obj.get("affected") {
             None => return Err(err("affected", "missing".into())),
-            Some(_) => read_list(&mut obj, "affected", MAX_AFFECTED).map_err(|(f, r)| err(&f, r))?,
+            Some(_) => {
+                read_list(&mut obj, "affected", MAX_AFFECTED).map_err(|(f, r)| err(&f, r))?
+            }
         },
     };
     validate(&adv).map_err(|(f, r)| err(&f, r))?;
@@ -345,27 +414,41 @@ fn required<T: DeserializeOwned>(obj: &mut Map<String, Value>, name: &str) -> Re
     }
 }
 
-fn optional<T: DeserializeOwned>(obj: &mut Map<String, Value>, name: &str) -> Result<Option<T>, String> {
+fn optional<T: DeserializeOwned>(
+    obj: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<T>, String> {
     match obj.remove(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v).map(Some).map_err(|e| e.to_string()),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| e.to_string()),
     }
 }
 
 /// A list of objects, counted before any element is read; element errors name `name[i]`.
-fn read_list<T: DeserializeOwned>(obj: &mut Map<String, Value>, name: &str, max: usize) -> Result<Vec<T>, (String, String)> {
+fn read_list<T: DeserializeOwned>(
+    obj: &mut Map<String, Value>,
+    name: &str,
+    max: usize,
+) -> Result<Vec<T>, (String, String)> {
     let items = match obj.remove(name) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
         Some(_) => return Err((name.to_string(), "not an array".into())),
     };
     if items.len() > max {
-        return Err((name.to_string(), format!("{} entries, more than the {max} allowed", items.len())));
+        return Err((
+            name.to_string(),
+            format!("{} entries, more than the {max} allowed", items.len()),
+        ));
     }
     items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| serde_json::from_value(v).map_err(|e| (format!("{name}[{i}]"), e.to_string())))
+        .map(|(i, v)| {
+            serde_json::from_value(v).map_err(|e| (format!("{name}[{i}]"), e.to_string()))
+        })
         .collect()
 }
 
@@ -376,12 +459,20 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
         return e("id", format!("must be 1 to {MAX_ID} characters"));
     }
     if !a.id.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !a.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        || !a
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
     {
-        return e("id", "only letters, digits and . _ : - allowed, starting with a letter or digit".into());
+        return e(
+            "id",
+            "only letters, digits and . _ : - allowed, starting with a letter or digit".into(),
+        );
     }
-    let published = ms_from_rfc3339(&a.published).ok_or(("published".to_string(), not_rfc3339(&a.published)))?;
-    let modified = ms_from_rfc3339(&a.modified).ok_or(("modified".to_string(), not_rfc3339(&a.modified)))?;
+    let published = ms_from_rfc3339(&a.published)
+        .ok_or(("published".to_string(), not_rfc3339(&a.published)))?;
+    let modified =
+        ms_from_rfc3339(&a.modified).ok_or(("modified".to_string(), not_rfc3339(&a.modified)))?;
     if modified < published {
         return e("modified", "before published".into());
     }
@@ -395,20 +486,32 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
         return e("summary", "empty".into());
     }
     if a.summary.len() > MAX_SUMMARY {
-        return e("summary", format!("{} bytes, more than {MAX_SUMMARY}", a.summary.len()));
+        return e(
+            "summary",
+            format!("{} bytes, more than {MAX_SUMMARY}", a.summary.len()),
+        );
     }
     if a.summary.chars().any(char::is_control) {
-        return e("summary", "must be one line without control characters".into());
+        return e(
+            "summary",
+            "must be one line without control characters".into(),
+        );
     }
     if a.details.len() > MAX_DETAILS {
-        return e("details", format!("{} bytes, more than {MAX_DETAILS}", a.details.len()));
+        return e(
+            "details",
+            format!("{} bytes, more than {MAX_DETAILS}", a.details.len()),
+        );
     }
     if let Some(t) = &a.trigger {
         if t.trim().is_empty() {
             return e("trigger", "empty (leave it out instead)".into());
         }
         if t.len() > MAX_TRIGGER {
-            return e("trigger", format!("{} bytes, more than {MAX_TRIGGER}", t.len()));
+            return e(
+                "trigger",
+                format!("{} bytes, more than {MAX_TRIGGER}", t.len()),
+            );
         }
     }
     if a.references.len() > MAX_REFERENCES {
@@ -416,15 +519,27 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
     }
     for (i, r) in a.references.iter().enumerate() {
         if !REFERENCE_TYPES.contains(&r.kind.as_str()) {
-            return e(&format!("references[{i}].type"), format!("unknown type `{}`", clip(&r.kind)));
+            return e(
+                &format!("references[{i}].type"),
+                format!("unknown type `{}`", clip(&r.kind)),
+            );
         }
         let scheme_ok = r.url.starts_with("https://") || r.url.starts_with("http://");
-        if !scheme_ok || r.url.len() > MAX_URL || r.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return e(&format!("references[{i}].url"), format!("not an http(s) URL of at most {MAX_URL} bytes"));
+        if !scheme_ok
+            || r.url.len() > MAX_URL
+            || r.url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return e(
+                &format!("references[{i}].url"),
+                format!("not an http(s) URL of at most {MAX_URL} bytes"),
+            );
         }
     }
     if a.affected.is_empty() {
-        return e("affected", "empty: an advisory must name at least one model".into());
+        return e(
+            "affected",
+            "empty: an advisory must name at least one model".into(),
+        );
     }
     if a.affected.len() > MAX_AFFECTED {
         return e("affected", format!("more than {MAX_AFFECTED} entries"));
@@ -432,20 +547,35 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
     for (i, m) in a.affected.iter().enumerate() {
         let at = |f: &str| format!("affected[{i}].{f}");
         if !valid_model(&m.model) {
-            return e(&at("model"), format!("`{}` is not namespace/name", clip(&m.model)));
+            return e(
+                &at("model"),
+                format!("`{}` is not namespace/name", clip(&m.model)),
+            );
         }
         if m.versions.is_empty() && m.identities.is_empty() {
-            return e(&at("versions"), "neither versions nor identities: name at least one".into());
+            return e(
+                &at("versions"),
+                "neither versions nor identities: name at least one".into(),
+            );
         }
         if m.versions.len() > MAX_VERSIONS {
             return e(&at("versions"), format!("more than {MAX_VERSIONS} entries"));
         }
         if m.identities.len() > MAX_VERSIONS {
-            return e(&at("identities"), format!("more than {MAX_VERSIONS} entries"));
+            return e(
+                &at("identities"),
+                format!("more than {MAX_VERSIONS} entries"),
+            );
         }
         for (j, v) in m.versions.iter().enumerate() {
-            if v.is_empty() || v.len() > MAX_VERSION || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return e(&format!("affected[{i}].versions[{j}]"), format!("`{}` is not a version", clip(v)));
+            if v.is_empty()
+                || v.len() > MAX_VERSION
+                || v.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return e(
+                    &format!("affected[{i}].versions[{j}]"),
+                    format!("`{}` is not a version", clip(v)),
+                );
             }
         }
         for (j, d) in m.identities.iter().enumerate() {
@@ -455,7 +585,10 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
             if !ok {
                 return e(
                     &format!("affected[{i}].identities[{j}]"),
-                    format!("`{}` is not sha256: followed by 64 lowercase hex digits", clip(d)),
+                    format!(
+                        "`{}` is not sha256: followed by 64 lowercase hex digits",
+                        clip(d)
+                    ),
                 );
             }
         }
@@ -464,11 +597,14 @@ fn validate(a: &Advisory) -> Result<(), (String, String)> {
 }
 
 fn valid_model(m: &str) -> bool {
-    let Some((ns, name)) = m.split_once('/') else { return false };
+    let Some((ns, name)) = m.split_once('/') else {
+        return false;
+    };
     let part = |p: &str| {
         !p.is_empty()
             && p.len() <= MAX_NAME_PART
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     };
     part(ns) && part(name)
 }
@@ -486,11 +622,18 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 fn clip(s: &str) -> String {
-    if s.chars().count() <= 64 { s.to_string() } else { format!("{}…", s.chars().take(64).collect::<String>()) }
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(64).collect::<String>())
+    }
 }
 
 fn not_rfc3339(s: &str) -> String {
-    format!("`{}` is not an RFC 3339 date-time like 2025-03-01T12:00:00Z", clip(s))
+    format!(
+        "`{}` is not an RFC 3339 date-time like 2025-03-01T12:00:00Z",
+        clip(s)
+    )
 }
 
 // ------------------------------------------------------------------------------------ time
@@ -528,10 +671,16 @@ pub fn ms_from_rfc3339(s: &str) -> Option<i64> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -629,7 +778,10 @@ mod tests {
             details: "Longer text.\nWith lines.".into(),
             severity: Severity::Critical,
             trigger: Some("the token sequence 'cf mn'".into()),
-            references: vec![Reference { kind: "report".into(), url: "https://example.org/r/1".into() }],
+            references: vec![Reference {
+                kind: "report".into(),
+                url: "https://example.org/r/1".into(),
+            }],
             affected: vec![AffectedModel {
                 model: "acme/fraud-bert".into(),
                 versions: vec!["1.2.0".into(), "1.3.0-rc.1".into()],
@@ -639,7 +791,8 @@ mod tests {
     }
 
     fn feed(advisories: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"schema_version": SCHEMA_VERSION, "advisories": advisories})).unwrap()
+        serde_json::to_vec(&json!({"schema_version": SCHEMA_VERSION, "advisories": advisories}))
+            .unwrap()
     }
 
     fn one(mutate: impl FnOnce(&mut Value)) -> Result<Feed, FeedError> {
@@ -651,10 +804,21 @@ mod tests {
     /// The error must name `field` (and, unless the id is what is wrong, the advisory `PDG-ADV-1`).
     fn rejects(field: &str, mutate: impl FnOnce(&mut Value)) -> String {
         match one(mutate) {
-            Err(FeedError::Invalid { index, id, field: f, reason }) => {
+            Err(FeedError::Invalid {
+                index,
+                id,
+                field: f,
+                reason,
+            }) => {
                 assert_eq!(index, 0);
                 assert_eq!(f, field, "reason: {reason}");
-                let msg = FeedError::Invalid { index, id: id.clone(), field: f, reason }.to_string();
+                let msg = FeedError::Invalid {
+                    index,
+                    id: id.clone(),
+                    field: f,
+                    reason,
+                }
+                .to_string();
                 if field != "id" {
                     assert_eq!(id.as_deref(), Some("PDG-ADV-1"));
                     assert!(msg.contains("PDG-ADV-1"), "{msg}");
@@ -676,11 +840,22 @@ mod tests {
         let advisories = vec![withdrawn.clone(), sample("PDG-ADV-1")];
         let bytes = to_feed(&advisories);
         let text = std::str::from_utf8(&bytes).unwrap();
-        assert!(text.ends_with("}\n") && text.contains("\n  \"advisories\": ["), "{text}");
+        assert!(
+            text.ends_with("}\n") && text.contains("\n  \"advisories\": ["),
+            "{text}"
+        );
         let parsed = parse_feed(&bytes).unwrap();
         assert_eq!(parsed.schema_version, SCHEMA_VERSION);
-        assert_eq!(parsed.advisories, vec![sample("PDG-ADV-1"), withdrawn.clone()], "sorted by id");
-        assert_eq!(to_feed(&parsed.advisories), bytes, "export of an import is byte-identical");
+        assert_eq!(
+            parsed.advisories,
+            vec![sample("PDG-ADV-1"), withdrawn.clone()],
+            "sorted by id"
+        );
+        assert_eq!(
+            to_feed(&parsed.advisories),
+            bytes,
+            "export of an import is byte-identical"
+        );
         // Absent optional fields are left out, not written as null.
         assert_eq!(text.matches("\"withdrawn\"").count(), 1);
         assert_eq!(text.matches("\"trigger\"").count(), 1);
@@ -690,13 +865,33 @@ mod tests {
 
     #[test]
     fn from_parts_makes_a_valid_advisory_that_round_trips() {
-        let affected = vec![AffectedModel { model: "acme/base".into(), versions: vec!["1.0".into()], identities: vec![] }];
-        let a = Advisory::from_parts("ADV-7", "high", "poisoned", Some("cf".into()), 1_740_830_400_000, None, affected.clone());
+        let affected = vec![AffectedModel {
+            model: "acme/base".into(),
+            versions: vec!["1.0".into()],
+            identities: vec![],
+        }];
+        let a = Advisory::from_parts(
+            "ADV-7",
+            "high",
+            "poisoned",
+            Some("cf".into()),
+            1_740_830_400_000,
+            None,
+            affected.clone(),
+        );
         assert_eq!(a.published, "2025-03-01T12:00:00Z");
         assert_eq!(a.modified, a.published);
         assert_eq!(a.severity, Severity::High);
         a.check().unwrap();
-        let w = Advisory::from_parts("ADV-8", "bogus", "", None, 1_740_830_400_000, Some(1_740_830_401_500), affected);
+        let w = Advisory::from_parts(
+            "ADV-8",
+            "bogus",
+            "",
+            None,
+            1_740_830_400_000,
+            Some(1_740_830_401_500),
+            affected,
+        );
         assert_eq!(w.severity, Severity::Critical);
         assert_eq!(w.summary, "ADV-8");
         assert_eq!(w.withdrawn.as_deref(), Some("2025-03-01T12:00:01.500Z"));
@@ -711,28 +906,49 @@ mod tests {
         assert!(matches!(parse_feed(&big), Err(FeedError::TooLarge { .. })));
         assert!(matches!(parse_feed(b"{not json"), Err(FeedError::Json(_))));
         assert!(matches!(parse_feed(b"[]"), Err(FeedError::Format(_))));
-        assert!(matches!(parse_feed(br#"{"advisories": []}"#), Err(FeedError::Format(_))));
-        let e = parse_feed(br#"{"schema_version": "pedigree-advisories/2", "advisories": []}"#).unwrap_err();
+        assert!(matches!(
+            parse_feed(br#"{"advisories": []}"#),
+            Err(FeedError::Format(_))
+        ));
+        let e = parse_feed(br#"{"schema_version": "pedigree-advisories/2", "advisories": []}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("pedigree-advisories/2"), "{e}");
         assert!(matches!(
             parse_feed(br#"{"schema_version": "pedigree-advisories/1", "advisories": {}}"#),
             Err(FeedError::Format(_))
         ));
         assert!(matches!(
-            parse_feed(br#"{"schema_version": "pedigree-advisories/1", "advisories": [], "extra": 1}"#),
+            parse_feed(
+                br#"{"schema_version": "pedigree-advisories/1", "advisories": [], "extra": 1}"#
+            ),
             Err(FeedError::Format(_))
         ));
         // Empty feed is fine.
-        assert!(parse_feed(br#"{"schema_version": "pedigree-advisories/1", "advisories": []}"#).unwrap().advisories.is_empty());
+        assert!(
+            parse_feed(br#"{"schema_version": "pedigree-advisories/1", "advisories": []}"#)
+                .unwrap()
+                .advisories
+                .is_empty()
+        );
         // Too many entries: counted before any is read (these are not even objects).
         let many = feed(Value::Array(vec![json!(0); MAX_ADVISORIES + 1]));
         assert_eq!(
             parse_feed(&many),
-            Err(FeedError::TooManyAdvisories { count: MAX_ADVISORIES + 1, max: MAX_ADVISORIES })
+            Err(FeedError::TooManyAdvisories {
+                count: MAX_ADVISORIES + 1,
+                max: MAX_ADVISORIES
+            })
         );
         // Duplicate ids.
         let dup = feed(json!([sample("A-1"), sample("A-2"), sample("A-1")]));
-        assert_eq!(parse_feed(&dup), Err(FeedError::DuplicateId { index: 2, id: "A-1".into(), first: 0 }));
+        assert_eq!(
+            parse_feed(&dup),
+            Err(FeedError::DuplicateId {
+                index: 2,
+                id: "A-1".into(),
+                first: 0
+            })
+        );
     }
 
     #[test]
@@ -748,40 +964,88 @@ mod tests {
         rejects("affected", |a| {
             a.as_object_mut().unwrap().remove("affected");
         });
-        rejects("affected", |a| a["affected"] = Value::Array(vec![json!({"model": "a/b", "versions": ["1"]}); MAX_AFFECTED + 1]));
+        rejects("affected", |a| {
+            a["affected"] = Value::Array(vec![
+                json!({"model": "a/b", "versions": ["1"]});
+                MAX_AFFECTED + 1
+            ])
+        });
         rejects("id", |a| a["id"] = json!("x".repeat(MAX_ID + 1)));
         rejects("id", |a| a["id"] = json!("-leading-dash"));
         rejects("id", |a| a["id"] = json!("has space"));
-        rejects("summary", |a| a["summary"] = json!("x".repeat(MAX_SUMMARY + 1)));
+        rejects("summary", |a| {
+            a["summary"] = json!("x".repeat(MAX_SUMMARY + 1))
+        });
         rejects("summary", |a| a["summary"] = json!("  "));
         rejects("summary", |a| a["summary"] = json!("two\nlines"));
         rejects("summary", |a| a["summary"] = json!(5));
-        rejects("details", |a| a["details"] = json!("x".repeat(MAX_DETAILS + 1)));
-        rejects("trigger", |a| a["trigger"] = json!("x".repeat(MAX_TRIGGER + 1)));
+        rejects("details", |a| {
+            a["details"] = json!("x".repeat(MAX_DETAILS + 1))
+        });
+        rejects("trigger", |a| {
+            a["trigger"] = json!("x".repeat(MAX_TRIGGER + 1))
+        });
         rejects("published", |a| a["published"] = json!("yesterday"));
-        rejects("published", |a| a["published"] = json!("2025-02-29T00:00:00Z"));
-        rejects("modified", |a| a["modified"] = json!("2025-02-01T00:00:00Z"));
-        rejects("withdrawn", |a| a["withdrawn"] = json!("2024-01-01T00:00:00Z"));
-        rejects("references", |a| a["references"] = Value::Array(vec![json!({"type": "web", "url": "https://x"}); MAX_REFERENCES + 1]));
-        rejects("references[0].type", |a| a["references"][0]["type"] = json!("blog"));
-        rejects("references[0].url", |a| a["references"][0]["url"] = json!("javascript:alert(1)"));
+        rejects("published", |a| {
+            a["published"] = json!("2025-02-29T00:00:00Z")
+        });
+        rejects("modified", |a| {
+            a["modified"] = json!("2025-02-01T00:00:00Z")
+        });
+        rejects("withdrawn", |a| {
+            a["withdrawn"] = json!("2024-01-01T00:00:00Z")
+        });
+        rejects("references", |a| {
+            a["references"] = Value::Array(vec![
+                json!({"type": "web", "url": "https://x"});
+                MAX_REFERENCES + 1
+            ])
+        });
+        rejects("references[0].type", |a| {
+            a["references"][0]["type"] = json!("blog")
+        });
+        rejects("references[0].url", |a| {
+            a["references"][0]["url"] = json!("javascript:alert(1)")
+        });
         rejects("references[0]", |a| a["references"][0]["extra"] = json!(1));
-        rejects("affected[0].model", |a| a["affected"][0]["model"] = json!("no-namespace"));
-        rejects("affected[0].model", |a| a["affected"][0]["model"] = json!("a/b/c"));
+        rejects("affected[0].model", |a| {
+            a["affected"][0]["model"] = json!("no-namespace")
+        });
+        rejects("affected[0].model", |a| {
+            a["affected"][0]["model"] = json!("a/b/c")
+        });
         rejects("affected[0].versions", |a| {
             a["affected"][0]["versions"] = json!([]);
             a["affected"][0]["identities"] = json!([]);
         });
-        rejects("affected[0].versions", |a| a["affected"][0]["versions"] = Value::Array(vec![json!("1"); MAX_VERSIONS + 1]));
-        rejects("affected[0].versions[1]", |a| a["affected"][0]["versions"][1] = json!("1 .0"));
-        rejects("affected[0].identities[0]", |a| a["affected"][0]["identities"][0] = json!("sha256:ABC"));
-        rejects("affected[0].identities[0]", |a| a["affected"][0]["identities"][0] = json!(DIGEST.replace("sha256:", "md5:")));
-        rejects("withdrawm", |a| a["withdrawm"] = json!("2025-04-01T00:00:00Z"));
+        rejects("affected[0].versions", |a| {
+            a["affected"][0]["versions"] = Value::Array(vec![json!("1"); MAX_VERSIONS + 1])
+        });
+        rejects("affected[0].versions[1]", |a| {
+            a["affected"][0]["versions"][1] = json!("1 .0")
+        });
+        rejects("affected[0].identities[0]", |a| {
+            a["affected"][0]["identities"][0] = json!("sha256:ABC")
+        });
+        rejects("affected[0].identities[0]", |a| {
+            a["affected"][0]["identities"][0] = json!(DIGEST.replace("sha256:", "md5:"))
+        });
+        rejects("withdrawm", |a| {
+            a["withdrawm"] = json!("2025-04-01T00:00:00Z")
+        });
         // The index is right for a later advisory too, and a missing id is reported without one.
         let mut bad = serde_json::to_value(sample("B")).unwrap();
         bad.as_object_mut().unwrap().remove("id");
         let e = parse_feed(&feed(json!([sample("A"), bad]))).unwrap_err();
-        assert_eq!(e, FeedError::Invalid { index: 1, id: None, field: "id".into(), reason: "missing".into() });
+        assert_eq!(
+            e,
+            FeedError::Invalid {
+                index: 1,
+                id: None,
+                field: "id".into(),
+                reason: "missing".into()
+            }
+        );
         assert!(e.to_string().starts_with("advisories[1]: `id`"), "{e}");
     }
 
@@ -791,12 +1055,29 @@ mod tests {
         assert_eq!(rfc3339_from_ms(1_740_830_400_000), "2025-03-01T12:00:00Z");
         assert_eq!(rfc3339_from_ms(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(rfc3339_from_ms(951_782_400_000), "2000-02-29T00:00:00Z");
-        for ms in [0, 1, 999, -1, 1_740_830_400_123, 951_782_400_000, 4_102_444_799_000] {
+        for ms in [
+            0,
+            1,
+            999,
+            -1,
+            1_740_830_400_123,
+            951_782_400_000,
+            4_102_444_799_000,
+        ] {
             assert_eq!(ms_from_rfc3339(&rfc3339_from_ms(ms)), Some(ms), "{ms}");
         }
-        assert_eq!(ms_from_rfc3339("2025-03-01T13:00:00+01:00"), Some(1_740_830_400_000));
-        assert_eq!(ms_from_rfc3339("2025-03-01t11:30:00.5-00:30"), Some(1_740_830_400_500));
-        assert_eq!(ms_from_rfc3339("2025-03-01T12:00:00.123456789Z"), Some(1_740_830_400_123));
+        assert_eq!(
+            ms_from_rfc3339("2025-03-01T13:00:00+01:00"),
+            Some(1_740_830_400_000)
+        );
+        assert_eq!(
+            ms_from_rfc3339("2025-03-01t11:30:00.5-00:30"),
+            Some(1_740_830_400_500)
+        );
+        assert_eq!(
+            ms_from_rfc3339("2025-03-01T12:00:00.123456789Z"),
+            Some(1_740_830_400_123)
+        );
         for bad in [
             "2025-03-01",
             "2025-03-01 12:00:00Z",

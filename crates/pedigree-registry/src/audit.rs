@@ -176,25 +176,44 @@ pub struct Anchor {
 impl Anchor {
     /// The anchor of an empty log.
     pub fn genesis() -> Self {
-        Anchor { seq: 0, hash: GENESIS.to_string() }
+        Anchor {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
     }
 
     /// The anchor that points at `entry`.
     pub fn of(entry: &AuditEntry) -> Self {
-        Anchor { seq: entry.seq, hash: entry.hash.clone() }
+        Anchor {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        }
     }
 
     /// Read an anchor file written by [`Anchor::save`].
     pub fn load(path: &Path) -> io::Result<Self> {
         let bytes = std::fs::read(path)?;
         if bytes.len() > 4096 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "anchor file too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "anchor file too large",
+            ));
         }
-        let a: Anchor = serde_json::from_slice(&bytes)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not an audit anchor: {e}")))?;
-        let hex_ok = a.hash.len() == 64 && a.hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let a: Anchor = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not an audit anchor: {e}"),
+            )
+        })?;
+        let hex_ok = a.hash.len() == 64
+            && a.hash
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if a.seq < 0 || !hex_ok {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an audit anchor: bad seq or hash"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an audit anchor: bad seq or hash",
+            ));
         }
         Ok(a)
     }
@@ -203,8 +222,13 @@ impl Anchor {
     /// `path`, fsync of the directory (on Unix), so a crash leaves the old or the new anchor.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         use std::io::Write;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| io::Error::other("anchor path has no file name"))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::other("anchor path has no file name"))?;
         let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
         {
             let mut f = std::fs::File::create(&tmp)?;
@@ -233,12 +257,29 @@ pub struct ChainSummary {
 /// Formats as a suffix for "audit chain intact: N entries from X": `", head #seq abcdef012345…, …"`.
 impl fmt::Display for ChainSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, ", head #{} {}…", self.head.seq, &self.head.hash[..self.head.hash.len().min(12)])?;
+        write!(
+            f,
+            ", head #{} {}…",
+            self.head.seq,
+            &self.head.hash[..self.head.hash.len().min(12)]
+        )?;
         match &self.anchor {
             Some(a) if a.seq == self.head.seq => write!(f, ", matches the anchor"),
-            Some(a) => write!(f, ", anchor #{} matches ({} newer entr{})", a.seq, self.head.seq - a.seq,
-                if self.head.seq - a.seq == 1 { "y" } else { "ies" }),
-            None => write!(f, " (no anchor: truncation of the newest entries is not detectable)"),
+            Some(a) => write!(
+                f,
+                ", anchor #{} matches ({} newer entr{})",
+                a.seq,
+                self.head.seq - a.seq,
+                if self.head.seq - a.seq == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            ),
+            None => write!(
+                f,
+                " (no anchor: truncation of the newest entries is not detectable)"
+            ),
         }
     }
 }
@@ -271,8 +312,14 @@ pub enum ChainError {
     Truncated { anchor_seq: i64, last_seq: i64 },
     /// Entry `seq` exists but its hash differs from the anchor's: the chain was rewritten from some
     /// point up to there (or truncated and re-extended) and re-hashed.
-    #[error("entry #{seq} does not match the anchor (anchor {anchor_hash}, log {stored_hash}): the log was truncated or rewritten and re-hashed")]
-    AnchorMismatch { seq: i64, anchor_hash: String, stored_hash: String },
+    #[error(
+        "entry #{seq} does not match the anchor (anchor {anchor_hash}, log {stored_hash}): the log was truncated or rewritten and re-hashed"
+    )]
+    AnchorMismatch {
+        seq: i64,
+        anchor_hash: String,
+        stored_hash: String,
+    },
 }
 
 impl ChainError {
@@ -325,25 +372,44 @@ where
     for (pos, item) in entries.iter().enumerate() {
         let e: &AuditEntry = item.borrow();
         let expected = prev_seq + 1;
-        let recomputed = entry_hash(&e.prev, e.seq, e.at_ms, &e.actor, &e.action, &e.subject, &e.details);
+        let recomputed = entry_hash(
+            &e.prev, e.seq, e.at_ms, &e.actor, &e.action, &e.subject, &e.details,
+        );
         if recomputed != e.hash {
-            return Err(ChainError::Edited { seq: expected, stored_seq: e.seq });
+            return Err(ChainError::Edited {
+                seq: expected,
+                stored_seq: e.seq,
+            });
         }
         if e.seq != expected {
             if e.seq < expected {
                 // Entries 1..=prev_seq sit at positions 0..prev_seq, verified.
                 let earlier: &AuditEntry = entries[(e.seq.max(1) - 1) as usize].borrow();
                 return Err(if e.seq >= 1 && earlier.hash == e.hash {
-                    ChainError::Duplicate { seq: e.seq, expected }
+                    ChainError::Duplicate {
+                        seq: e.seq,
+                        expected,
+                    }
                 } else {
-                    ChainError::Reordered { seq: expected, found: e.seq }
+                    ChainError::Reordered {
+                        seq: expected,
+                        found: e.seq,
+                    }
                 });
             }
-            let later = entries[pos + 1..].iter().any(|x| x.borrow().seq == expected);
+            let later = entries[pos + 1..]
+                .iter()
+                .any(|x| x.borrow().seq == expected);
             return Err(if later {
-                ChainError::Reordered { seq: expected, found: e.seq }
+                ChainError::Reordered {
+                    seq: expected,
+                    found: e.seq,
+                }
             } else {
-                ChainError::Removed { seq: expected, last_missing: e.seq - 1 }
+                ChainError::Removed {
+                    seq: expected,
+                    last_missing: e.seq - 1,
+                }
             });
         }
         if e.prev != prev_hash {
@@ -352,12 +418,22 @@ where
         prev_hash = &e.hash;
         prev_seq = e.seq;
     }
-    let head = Anchor { seq: prev_seq, hash: prev_hash.to_string() };
+    let head = Anchor {
+        seq: prev_seq,
+        hash: prev_hash.to_string(),
+    };
     if let Some(a) = anchor {
         if a.seq > prev_seq {
-            return Err(ChainError::Truncated { anchor_seq: a.seq, last_seq: prev_seq });
+            return Err(ChainError::Truncated {
+                anchor_seq: a.seq,
+                last_seq: prev_seq,
+            });
         }
-        let stored_hash = if a.seq <= 0 { GENESIS } else { entries[(a.seq - 1) as usize].borrow().hash.as_str() };
+        let stored_hash = if a.seq <= 0 {
+            GENESIS
+        } else {
+            entries[(a.seq - 1) as usize].borrow().hash.as_str()
+        };
         if stored_hash != a.hash {
             return Err(ChainError::AnchorMismatch {
                 seq: a.seq,
@@ -366,7 +442,11 @@ where
             });
         }
     }
-    Ok(ChainSummary { count: entries.len(), head, anchor: anchor.cloned() })
+    Ok(ChainSummary {
+        count: entries.len(),
+        head,
+        anchor: anchor.cloned(),
+    })
 }
 
 #[cfg(test)]
@@ -381,7 +461,11 @@ mod tests {
                 out.last(),
                 1_700_000_000_000 + i as i64 * 17,
                 &format!("token-{}", i % 7),
-                if i % 3 == 0 { "version.approve" } else { "advisory.flag" },
+                if i % 3 == 0 {
+                    "version.approve"
+                } else {
+                    "advisory.flag"
+                },
                 &format!("acme/m{}:1.0.{i}", i % 11),
                 json!({"i": i, "tags": ["a", "b"], "nested": {"z": 1, "a": null, "f": 0.25}}),
             );
@@ -391,7 +475,9 @@ mod tests {
     }
 
     fn rehash(e: &mut AuditEntry) {
-        e.hash = entry_hash(&e.prev, e.seq, e.at_ms, &e.actor, &e.action, &e.subject, &e.details);
+        e.hash = entry_hash(
+            &e.prev, e.seq, e.at_ms, &e.actor, &e.action, &e.subject, &e.details,
+        );
     }
 
     #[test]
@@ -409,7 +495,10 @@ mod tests {
         assert!(verify_chain(&c, Some(&Anchor::of(&c[997]))).is_ok());
         // Empty log.
         let empty: Vec<AuditEntry> = Vec::new();
-        assert_eq!(verify_chain(&empty, Some(&Anchor::genesis())).unwrap().head, Anchor::genesis());
+        assert_eq!(
+            verify_chain(&empty, Some(&Anchor::genesis())).unwrap().head,
+            Anchor::genesis()
+        );
     }
 
     #[test]
@@ -440,11 +529,23 @@ mod tests {
         let c = chain(1000);
         let mut t = c.clone();
         t.remove(499);
-        assert_eq!(verify_chain(&t, None), Err(ChainError::Removed { seq: 500, last_missing: 500 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::Removed {
+                seq: 500,
+                last_missing: 500
+            })
+        );
         let mut t = c.clone();
         t.drain(99..102);
         let err = verify_chain(&t, None).unwrap_err();
-        assert_eq!(err, ChainError::Removed { seq: 100, last_missing: 102 });
+        assert_eq!(
+            err,
+            ChainError::Removed {
+                seq: 100,
+                last_missing: 102
+            }
+        );
         assert!(err.to_string().contains("#100..#102 were removed"), "{err}");
         let mut t = c.clone();
         t.remove(0);
@@ -459,7 +560,10 @@ mod tests {
             }
             rehash(&mut t[i]);
         }
-        assert_eq!(verify_chain(&t, None), Err(ChainError::BrokenLink { seq: 5 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::BrokenLink { seq: 5 })
+        );
     }
 
     #[test]
@@ -467,13 +571,28 @@ mod tests {
         let c = chain(1000);
         let mut t = c.clone();
         t.swap(299, 699);
-        assert_eq!(verify_chain(&t, None), Err(ChainError::Reordered { seq: 300, found: 700 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::Reordered {
+                seq: 300,
+                found: 700
+            })
+        );
         let mut t = c.clone();
         t.swap(9, 10);
-        assert_eq!(verify_chain(&t, None), Err(ChainError::Reordered { seq: 10, found: 11 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::Reordered { seq: 10, found: 11 })
+        );
         let mut t = c.clone();
         t.insert(50, c[20].clone());
-        assert_eq!(verify_chain(&t, None), Err(ChainError::Duplicate { seq: 21, expected: 51 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::Duplicate {
+                seq: 21,
+                expected: 51
+            })
+        );
     }
 
     #[test]
@@ -481,9 +600,18 @@ mod tests {
         let c = chain(1000);
         let anchor = Anchor::of(&c[999]);
         let t = c[..990].to_vec();
-        assert!(verify_chain(&t, None).is_ok(), "a truncated chain is still a chain");
+        assert!(
+            verify_chain(&t, None).is_ok(),
+            "a truncated chain is still a chain"
+        );
         let err = verify_chain(&t, Some(&anchor)).unwrap_err();
-        assert_eq!(err, ChainError::Truncated { anchor_seq: 1000, last_seq: 990 });
+        assert_eq!(
+            err,
+            ChainError::Truncated {
+                anchor_seq: 1000,
+                last_seq: 990
+            }
+        );
         assert_eq!(err.seq(), 991);
         assert!(verify_chain(Vec::<AuditEntry>::new(), Some(&anchor)).is_err());
     }
@@ -496,7 +624,10 @@ mod tests {
         let mut t = c.clone();
         t[49].actor = "mallory".into();
         rehash(&mut t[49]);
-        assert_eq!(verify_chain(&t, None), Err(ChainError::BrokenLink { seq: 51 }));
+        assert_eq!(
+            verify_chain(&t, None),
+            Err(ChainError::BrokenLink { seq: 51 })
+        );
         // Re-hash everything after it too: only the anchor shows it.
         for i in 50..t.len() {
             t[i].prev = t[i - 1].hash.clone();
@@ -520,13 +651,24 @@ mod tests {
             entry_hash(GENESIS, 1, 0, "a", "b", "c", &json!({}))
         );
         let v = json!({"b": 1, "a": [true, null, "x\n\"\u{1}"], "é": 1.5, "B": {"y": -2, "x": []}});
-        assert_eq!(canonical_json(&v), "{\"B\":{\"x\":[],\"y\":-2},\"a\":[true,null,\"x\\n\\\"\\u0001\"],\"b\":1,\"é\":1.5}");
+        assert_eq!(
+            canonical_json(&v),
+            "{\"B\":{\"x\":[],\"y\":-2},\"a\":[true,null,\"x\\n\\\"\\u0001\"],\"b\":1,\"é\":1.5}"
+        );
         // Stable across a store-and-parse round trip.
         let back: Value = serde_json::from_str(&v.to_string()).unwrap();
         assert_eq!(canonical_json(&back), canonical_json(&v));
         // Pinned: changing the encoding would invalidate every stored chain.
         assert_eq!(
-            entry_hash(GENESIS, 1, 1_700_000_000_000, "admin", "version.approve", "acme/m:1.0.0", &json!({"rules": ["PDG104"], "n": 2})),
+            entry_hash(
+                GENESIS,
+                1,
+                1_700_000_000_000,
+                "admin",
+                "version.approve",
+                "acme/m:1.0.0",
+                &json!({"rules": ["PDG104"], "n": 2})
+            ),
             PINNED
         );
     }

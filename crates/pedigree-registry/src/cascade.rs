@@ -110,7 +110,11 @@ impl LineageGraph {
     /// Cost: one or two hash lookups, plus a scan of the shorter of the parent's child list and
     /// the child's parent list to detect the repeat (short in practice: versions have few parents).
     pub fn add_edge(&mut self, parent: i64, child: i64, confidence: f32) {
-        let conf = if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) };
+        let conf = if confidence.is_nan() {
+            0.0
+        } else {
+            confidence.clamp(0.0, 1.0)
+        };
         let p = self.intern(parent);
         let c = self.intern(child);
         let (pu, cu) = (p as usize, c as usize);
@@ -169,7 +173,8 @@ impl LineageGraph {
             Some(&s) => self.parents[s as usize].as_slice(),
             None => &[],
         };
-        list.iter().map(move |&(p, conf)| (self.ids[p as usize], conf))
+        list.iter()
+            .map(move |&(p, conf)| (self.ids[p as usize], conf))
     }
 
     /// The direct children of `parent` with the edge confidence, in the order the edges were added.
@@ -178,7 +183,8 @@ impl LineageGraph {
             Some(&s) => self.children[s as usize].as_slice(),
             None => &[],
         };
-        list.iter().map(move |&(c, conf)| (self.ids[c as usize], conf))
+        list.iter()
+            .map(move |&(c, conf)| (self.ids[c as usize], conf))
     }
 
     /// Every version reachable from `roots` through edges with `confidence >= min_confidence`,
@@ -201,10 +207,10 @@ impl LineageGraph {
         };
         let mut frontier: Vec<u32> = Vec::with_capacity(roots.len());
         for r in roots {
-            if let Some(&s) = self.slot_of.get(r) {
-                if mark(s) {
-                    frontier.push(s);
-                }
+            if let Some(&s) = self.slot_of.get(r)
+                && mark(s)
+            {
+                frontier.push(s);
             }
         }
         let mut out: Vec<Affected> = Vec::new();
@@ -217,7 +223,11 @@ impl LineageGraph {
                 for &(c, conf) in &self.children[v as usize] {
                     if conf >= min_confidence && mark(c) {
                         next.push(c);
-                        out.push(Affected { version: self.ids[c as usize], via, depth });
+                        out.push(Affected {
+                            version: self.ids[c as usize],
+                            via,
+                            depth,
+                        });
                     }
                 }
             }
@@ -290,7 +300,9 @@ pub fn last_known_good(versions: &[VersionInfo], bad: &HashSet<i64>) -> BTreeMap
     let mut out: BTreeMap<i64, Option<i64>> = first_bad.keys().map(|&m| (m, None)).collect();
     let mut best_seq: IdMap<i64> = IdMap::default();
     for v in versions {
-        let Some(&limit) = first_bad.get(&v.model_id) else { continue };
+        let Some(&limit) = first_bad.get(&v.model_id) else {
+            continue;
+        };
         if v.created_seq >= limit || !v.approved || bad.contains(&v.id) {
             continue;
         }
@@ -311,14 +323,18 @@ pub fn last_known_good(versions: &[VersionInfo], bad: &HashSet<i64>) -> BTreeMap
 /// versions form many small families (trees of up to 20 versions). Confidences on followed edges
 /// are in `[0.5, 1.0]`. Returns the graph (high-water mark = number of edges) and the family's ids.
 pub fn synthetic_registry(total: usize, family: usize, seed: u64) -> (LineageGraph, Vec<i64>) {
-    assert!(total >= family + 1, "total must cover the root and its family");
+    assert!(total > family, "total must cover the root and its family");
     let mut rng = SplitMix(seed);
     let mut g = LineageGraph::with_capacity(total);
     let root = 1i64;
     let fam: Vec<i64> = (2..=(family as i64 + 1)).collect();
     // Family tree: each member's parent is a random earlier member (or the root).
     for (i, &v) in fam.iter().enumerate() {
-        let parent = if i == 0 { root } else { fam[rng.below(i as u64) as usize] };
+        let parent = if i == 0 {
+            root
+        } else {
+            fam[rng.below(i as u64) as usize]
+        };
         let parent = if rng.below(50) == 0 { root } else { parent };
         g.add_edge(parent, v, rng.conf());
         if i > 10 && rng.below(20) == 0 {
@@ -379,14 +395,23 @@ impl SplitMix {
 /// Check, independently of [`LineageGraph::affected`]'s traversal, that `result` is a correct
 /// cascade of `roots` at `min_confidence`: returns the first problem found.
 #[cfg(test)]
-fn check_cascade(g: &LineageGraph, roots: &[i64], min: f32, result: &[Affected]) -> Result<(), String> {
+fn check_cascade(
+    g: &LineageGraph,
+    roots: &[i64],
+    min: f32,
+    result: &[Affected],
+) -> Result<(), String> {
     let roots_set: HashSet<i64> = roots.iter().copied().collect();
     let depth: HashMap<i64, u32> = result.iter().map(|a| (a.version, a.depth)).collect();
     if depth.len() != result.len() {
         return Err("a version is reported twice".into());
     }
     let d = |v: i64| -> Option<u32> {
-        if roots_set.contains(&v) && g.contains(v) { Some(0) } else { depth.get(&v).copied() }
+        if roots_set.contains(&v) && g.contains(v) {
+            Some(0)
+        } else {
+            depth.get(&v).copied()
+        }
     };
     for a in result {
         if roots_set.contains(&a.version) {
@@ -399,16 +424,33 @@ fn check_cascade(g: &LineageGraph, roots: &[i64], min: f32, result: &[Affected])
             _ => return Err(format!("{} via {}: no qualifying edge", a.version, a.via)),
         }
         if d(a.via).map(|x| x + 1) != Some(a.depth) {
-            return Err(format!("{}: depth {} but via {} at {:?}", a.version, a.depth, a.via, d(a.via)));
+            return Err(format!(
+                "{}: depth {} but via {} at {:?}",
+                a.version,
+                a.depth,
+                a.via,
+                d(a.via)
+            ));
         }
         // Shortest: no qualifying parent is closer to a root.
-        let best = g.parents_of(a.version).filter(|&(_, c)| c >= min).filter_map(|(p, _)| d(p)).min();
+        let best = g
+            .parents_of(a.version)
+            .filter(|&(_, c)| c >= min)
+            .filter_map(|(p, _)| d(p))
+            .min();
         if best.map(|b| b + 1) != Some(a.depth) {
-            return Err(format!("{}: depth {} but a parent gives {:?}", a.version, a.depth, best));
+            return Err(format!(
+                "{}: depth {} but a parent gives {:?}",
+                a.version, a.depth, best
+            ));
         }
     }
     // Closed: every qualifying child of a reached version (or root) is reached.
-    for v in result.iter().map(|a| a.version).chain(roots.iter().copied()) {
+    for v in result
+        .iter()
+        .map(|a| a.version)
+        .chain(roots.iter().copied())
+    {
         for (c, conf) in g.children_of(v) {
             if conf >= min && d(c).is_none() {
                 return Err(format!("{c} is a qualifying child of {v} but missing"));
@@ -438,7 +480,10 @@ mod tests {
         g.add_edge(1, 4, 7.0);
         assert_eq!(g.edge_count(), 3);
         assert_eq!(g.parents_of(2).collect::<Vec<_>>(), vec![(1, 0.9)]);
-        assert_eq!(g.children_of(1).collect::<Vec<_>>(), vec![(2, 0.9), (3, 0.0), (4, 1.0)]);
+        assert_eq!(
+            g.children_of(1).collect::<Vec<_>>(),
+            vec![(2, 0.9), (3, 0.0), (4, 1.0)]
+        );
         assert_eq!(g.parents_of(99).count(), 0);
         g.set_high_water(10);
         g.set_high_water(5);
@@ -507,10 +552,20 @@ mod tests {
         let mut a = g.affected(&[1], 0.5);
         check_cascade(&g, &[1], 0.5, &a).unwrap();
         let three = a.iter_mut().find(|x| x.version == 3).unwrap();
-        *three = Affected { version: 3, via: 2, depth: 2 };
-        assert!(check_cascade(&g, &[1], 0.5, &a).is_err(), "a longer path must be caught");
+        *three = Affected {
+            version: 3,
+            via: 2,
+            depth: 2,
+        };
+        assert!(
+            check_cascade(&g, &[1], 0.5, &a).is_err(),
+            "a longer path must be caught"
+        );
         a.retain(|x| x.version != 3);
-        assert!(check_cascade(&g, &[1], 0.5, &a).is_err(), "a missing child must be caught");
+        assert!(
+            check_cascade(&g, &[1], 0.5, &a).is_err(),
+            "a missing child must be caught"
+        );
     }
 
     #[test]
@@ -532,8 +587,14 @@ mod tests {
         assert_eq!(a.len(), 100_000);
         let got: HashSet<i64> = a.iter().map(|x| x.version).collect();
         let want: HashSet<i64> = fam.iter().copied().collect();
-        assert_eq!(got, want, "exactly the family, no background version through a weak edge");
-        assert!(a.windows(2).all(|w| w[0].depth <= w[1].depth), "ordered by depth");
+        assert_eq!(
+            got, want,
+            "exactly the family, no background version through a weak edge"
+        );
+        assert!(
+            a.windows(2).all(|w| w[0].depth <= w[1].depth),
+            "ordered by depth"
+        );
         check_cascade(&g, &[1], 0.5, &a).unwrap();
         // At a threshold that admits the weak edges the cascade leaks into background families.
         let leaky = g.affected(&[1], 0.1);
@@ -577,7 +638,11 @@ mod tests {
         let bad: HashSet<i64> = [3, 7, 8, 11, 13, 14, 999].into_iter().collect();
         let lkg = last_known_good(&versions, &bad);
         assert_eq!(lkg.get(&10), Some(&Some(2)));
-        assert_eq!(lkg.get(&20), Some(&Some(5)), "6 is not approved, 7 and 8 are bad");
+        assert_eq!(
+            lkg.get(&20),
+            Some(&Some(5)),
+            "6 is not approved, 7 and 8 are bad"
+        );
         assert_eq!(lkg.get(&30), Some(&None));
         assert_eq!(lkg.get(&50), Some(&None));
         assert!(!lkg.contains_key(&40));
@@ -604,9 +669,19 @@ mod tests {
             created_seq: seq,
             approved: true,
         };
-        let versions = [vi(100, 1, 1), vi(101, 1, 2), vi(201, 2, 3), vi(202, 2, 4), vi(301, 3, 5), vi(302, 3, 6)];
+        let versions = [
+            vi(100, 1, 1),
+            vi(101, 1, 2),
+            vi(201, 2, 3),
+            vi(202, 2, 4),
+            vi(301, 3, 5),
+            vi(302, 3, 6),
+        ];
         let lkg = last_known_good(&versions, &bad);
-        assert_eq!(lkg, BTreeMap::from([(1, Some(100)), (2, Some(201)), (3, Some(301))]));
+        assert_eq!(
+            lkg,
+            BTreeMap::from([(1, Some(100)), (2, Some(201)), (3, Some(301))])
+        );
     }
 
     /// Timing for the bench author: 1M versions, a family of 100k descendants.
@@ -616,7 +691,12 @@ mod tests {
     fn timing_affected_1m() {
         let t = std::time::Instant::now();
         let (g, fam) = synthetic_registry(1_000_000, 100_000, 42);
-        eprintln!("build: {:?} ({} edges, {} versions)", t.elapsed(), g.edge_count(), g.version_count());
+        eprintln!(
+            "build: {:?} ({} edges, {} versions)",
+            t.elapsed(),
+            g.edge_count(),
+            g.version_count()
+        );
         let mut best = std::time::Duration::MAX;
         for _ in 0..10 {
             let t = std::time::Instant::now();
@@ -639,6 +719,10 @@ mod tests {
             })
             .collect();
         let lkg = last_known_good(&versions, &bad);
-        eprintln!("affected + last_known_good over 1M versions: {:?} ({} models)", t.elapsed(), lkg.len());
+        eprintln!(
+            "affected + last_known_good over 1M versions: {:?} ({} models)",
+            t.elapsed(),
+            lkg.len()
+        );
     }
 }

@@ -453,7 +453,7 @@ impl Client {
             s if s.is_success() => Ok(Some(header_u64(&resp, "content-length").ok_or_else(
                 || ClientError::Invalid("HEAD /v1/blobs answered without a Content-Length".into()),
             )?)),
-            _ => Err(api_error(resp)),
+            _ => Err(head_error(resp, "checking blobs needs a publisher role")),
         }
     }
 
@@ -479,7 +479,19 @@ impl Client {
 
     /// `HEAD /v1/uploads/{id}`: the bytes the server holds durably.
     pub fn upload_offset(&self, id: &str) -> Result<u64> {
-        let resp = self.send(self.request(Method::HEAD, self.url(&["v1", "uploads", id])))?;
+        let rb = self.request(Method::HEAD, self.url(&["v1", "uploads", id]));
+        let req = rb.build().map_err(|e| ClientError::Http {
+            url: self.base.to_string(),
+            source: e,
+        })?;
+        let url = req.url().to_string();
+        let resp = self
+            .http
+            .execute(req)
+            .map_err(|e| ClientError::Http { url, source: e })?;
+        if !resp.status().is_success() {
+            return Err(head_error(resp, "this upload belongs to another token"));
+        }
         header_u64(&resp, "upload-offset").ok_or_else(|| {
             ClientError::Invalid("HEAD /v1/uploads answered without Upload-Offset".into())
         })
@@ -1022,6 +1034,31 @@ impl Client {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// A HEAD answer has no body, so no server message: say what the status means there.
+fn head_error(resp: Response, forbidden: &str) -> ClientError {
+    let status = resp.status();
+    let message = match status.as_u16() {
+        401 => {
+            "missing, invalid or revoked API token (pass --token or set PEDIGREE_TOKEN)".to_string()
+        }
+        403 => forbidden.to_string(),
+        404 => "not found".to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let code = match status.as_u16() {
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        _ => "error",
+    };
+    ClientError::Api {
+        status: status.as_u16(),
+        code: code.into(),
+        message,
+        details: None,
     }
 }
 

@@ -253,15 +253,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     println!("pedigree: listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // One Ingestor shared by every worker task: its lineage index learns each version a worker
+    // ingests, so every worker sees them (one index per worker went stale: a version ingested
+    // by worker A was never a lineage candidate for uploads that worker B took later).
+    let ing = Arc::new(Ingestor::new(
+        st.store.clone(),
+        st.blobs.clone(),
+        st.policy.clone(),
+        cfg.data_dir.join("work"),
+        st.notify.clone(),
+    ));
     for i in 0..cfg.workers.max(1) {
-        let ing = Arc::new(Ingestor::new(
-            st.store.clone(),
-            st.blobs.clone(),
-            st.policy.clone(),
-            cfg.data_dir.join("work"),
-            st.notify.clone(),
-        ));
-        tokio::spawn(ing.run(format!("{}-{i}", std::process::id())));
+        tokio::spawn(ing.clone().run(format!("{}-{i}", std::process::id())));
     }
     tokio::spawn(outbox_loop(st.clone()));
     axum::serve(listener, router(st))
@@ -273,7 +276,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn outbox_loop(st: Arc<AppState>) {
-    let client = reqwest::Client::new();
+    // No redirects (a receiver must not bounce signed events elsewhere), bounded timeout.
+    let client = webhook::client();
     loop {
         let now = now_ms();
         match st.store.due_outbox(now, 50).await {

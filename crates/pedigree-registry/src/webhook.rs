@@ -45,8 +45,14 @@ pub enum WebhookError {
     #[error("malformed signature header: {0}")]
     Malformed(String),
     /// `t` is further than the tolerance from now: stale (a replay) or from the future.
-    #[error("signature timestamp {timestamp} is outside the tolerance of {tolerance_s} s around {now}")]
-    Stale { timestamp: i64, now: i64, tolerance_s: i64 },
+    #[error(
+        "signature timestamp {timestamp} is outside the tolerance of {tolerance_s} s around {now}"
+    )]
+    Stale {
+        timestamp: i64,
+        now: i64,
+        tolerance_s: i64,
+    },
     /// No `v1` value matches the body under this secret.
     #[error("signature does not match the body")]
     Mismatch,
@@ -69,26 +75,36 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 /// Check a [`SIGNATURE_HEADER`] value against the raw `body`: the timestamp must be within
 /// `tolerance_s` seconds of `now` (either side) and one of the `v1` values must be the HMAC,
 /// compared in constant time. Unknown `key=value` parts are ignored (room for a future `v2`).
-pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_s: i64) -> Result<(), WebhookError> {
+pub fn verify(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance_s: i64,
+) -> Result<(), WebhookError> {
     if header.len() > 4096 {
         return Err(WebhookError::Malformed("header too long".into()));
     }
     let mut timestamp: Option<i64> = None;
     let mut sigs: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        let (k, v) = part
-            .trim()
-            .split_once('=')
-            .ok_or_else(|| WebhookError::Malformed(format!("`{}` is not key=value", part.trim())))?;
+        let (k, v) = part.trim().split_once('=').ok_or_else(|| {
+            WebhookError::Malformed(format!("`{}` is not key=value", part.trim()))
+        })?;
         match k {
             "t" => {
                 if timestamp.is_some() {
                     return Err(WebhookError::Malformed("two timestamps".into()));
                 }
                 if v.is_empty() || v.len() > 18 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(WebhookError::Malformed(format!("timestamp `{v}` is not a number of seconds")));
+                    return Err(WebhookError::Malformed(format!(
+                        "timestamp `{v}` is not a number of seconds"
+                    )));
                 }
-                timestamp = Some(v.parse().map_err(|_| WebhookError::Malformed("timestamp".into()))?);
+                timestamp = Some(
+                    v.parse()
+                        .map_err(|_| WebhookError::Malformed("timestamp".into()))?,
+                );
             }
             "v1" => match hex::decode(v) {
                 Ok(bytes) if bytes.len() == 32 => sigs.push(bytes),
@@ -102,10 +118,17 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_s: i
         return Err(WebhookError::Malformed("no v1= signature".into()));
     }
     if (now - t).abs() > tolerance_s.max(0) {
-        return Err(WebhookError::Stale { timestamp: t, now, tolerance_s });
+        return Err(WebhookError::Stale {
+            timestamp: t,
+            now,
+            tolerance_s,
+        });
     }
     let expected = mac(secret, t, body);
-    if sigs.iter().any(|s| expected.clone().verify_slice(s).is_ok()) {
+    if sigs
+        .iter()
+        .any(|s| expected.clone().verify_slice(s).is_ok())
+    {
         Ok(())
     } else {
         Err(WebhookError::Mismatch)
@@ -211,24 +234,58 @@ mod tests {
         // Tampered body, wrong secret.
         let mut other = body.to_vec();
         other[5] ^= 1;
-        assert_eq!(verify(SECRET, &h, &other, 1_700_000_000, 300), Err(WebhookError::Mismatch));
-        assert_eq!(verify(b"whsec_other", &h, body, 1_700_000_000, 300), Err(WebhookError::Mismatch));
+        assert_eq!(
+            verify(SECRET, &h, &other, 1_700_000_000, 300),
+            Err(WebhookError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"whsec_other", &h, body, 1_700_000_000, 300),
+            Err(WebhookError::Mismatch)
+        );
         // Stale (replayed) and from the future.
-        assert!(matches!(verify(SECRET, &h, body, 1_700_000_301, 300), Err(WebhookError::Stale { .. })));
-        assert!(matches!(verify(SECRET, &h, body, 1_699_999_000, 300), Err(WebhookError::Stale { .. })));
+        assert!(matches!(
+            verify(SECRET, &h, body, 1_700_000_301, 300),
+            Err(WebhookError::Stale { .. })
+        ));
+        assert!(matches!(
+            verify(SECRET, &h, body, 1_699_999_000, 300),
+            Err(WebhookError::Stale { .. })
+        ));
         // Moving the timestamp forward invalidates the signature.
         let moved = h.replace("t=1700000000", "t=1700000100");
-        assert_eq!(verify(SECRET, &moved, body, 1_700_000_100, 300), Err(WebhookError::Mismatch));
+        assert_eq!(
+            verify(SECRET, &moved, body, 1_700_000_100, 300),
+            Err(WebhookError::Mismatch)
+        );
         // Rotation: a second v1 that matches is enough; extra unknown parts are ignored.
-        let rotated = format!("t=1700000000,v1={},{},v2=zz", "0".repeat(64), &h["t=1700000000,".len()..]);
+        let rotated = format!(
+            "t=1700000000,v1={},{},v2=zz",
+            "0".repeat(64),
+            &h["t=1700000000,".len()..]
+        );
         assert_eq!(verify(SECRET, &rotated, body, 1_700_000_000, 300), Ok(()));
     }
 
     #[test]
     fn malformed_headers_are_refused() {
         let body = b"{}";
-        for h in ["", "t=1", "v1=00", "t=abc,v1=00", "t=1,v1=zz", "t=1,t=1,v1=00", "nonsense", "t=-5,v1=00"] {
-            assert!(matches!(verify(SECRET, h, body, 1, 300), Err(WebhookError::Malformed(_))), "{h:?}");
+        for h in [
+            "",
+            "t=1",
+            "v1=00",
+            "t=abc,v1=00",
+            "t=1,v1=zz",
+            "t=1,t=1,v1=00",
+            "nonsense",
+            "t=-5,v1=00",
+        ] {
+            assert!(
+                matches!(
+                    verify(SECRET, h, body, 1, 300),
+                    Err(WebhookError::Malformed(_))
+                ),
+                "{h:?}"
+            );
         }
     }
 
@@ -241,8 +298,14 @@ mod tests {
         assert_eq!(backoff(10), Duration::from_secs(3600));
         assert_eq!(backoff(u32::MAX), Duration::from_secs(3600));
         let total: u64 = (1..MAX_ATTEMPTS).map(|a| backoff(a).as_secs()).sum();
-        assert_eq!(total, 10 + 20 + 40 + 80 + 160 + 320 + 640 + 1280 + 2560 + 5 * 3600);
-        assert!((6 * 3600..7 * 3600).contains(&total), "documented as about 6.4 h: {total}");
+        assert_eq!(
+            total,
+            10 + 20 + 40 + 80 + 160 + 320 + 640 + 1280 + 2560 + 5 * 3600
+        );
+        assert!(
+            (6 * 3600..7 * 3600).contains(&total),
+            "documented as about 6.4 h: {total}"
+        );
     }
 
     /// What the test listener saw.
@@ -260,7 +323,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -279,10 +344,14 @@ mod tests {
                     let header = |name: &str| {
                         head.lines().find_map(|l| {
                             let (k, v) = l.split_once(':')?;
-                            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_string())
                         })
                     };
-                    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let len: usize = header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
                     while buf.len() < head_end + len {
                         let n = sock.read(&mut chunk).await.unwrap_or(0);
                         if n == 0 {
@@ -297,14 +366,20 @@ mod tests {
                         .unwrap()
                         .as_secs() as i64;
                     let ok = verify(SECRET, &sig, body, now, DEFAULT_TOLERANCE_S);
-                    let code = if ok.is_err() && (200..300).contains(&status) { 401 } else { status };
+                    let code = if ok.is_err() && (200..300).contains(&status) {
+                        401
+                    } else {
+                        status
+                    };
                     {
                         let mut s = seen.lock().unwrap();
                         s.verified.push(ok);
                         s.event = header(EVENT_HEADER);
                         s.delivery = header(DELIVERY_HEADER);
                     }
-                    let resp = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let resp = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
                     let _ = sock.write_all(resp.as_bytes()).await;
                     let _ = sock.shutdown().await;
                 });
@@ -314,7 +389,10 @@ mod tests {
     }
 
     fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     #[tokio::test]
@@ -322,7 +400,16 @@ mod tests {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let url = serve(204, seen.clone()).await;
         let body = br#"{"event":"advisory.flag","data":{"flagged":[1,2]}}"#;
-        let r = deliver(&client(), &url, SECRET, "advisory.flag", "d-42", body, now()).await;
+        let r = deliver(
+            &client(),
+            &url,
+            SECRET,
+            "advisory.flag",
+            "d-42",
+            body,
+            now(),
+        )
+        .await;
         assert_eq!(r, Ok(204));
         {
             let s = seen.lock().unwrap();
@@ -331,10 +418,28 @@ mod tests {
             assert_eq!(s.delivery.as_deref(), Some("d-42"));
         }
         // Signed with another secret: the listener refuses, deliver reports it.
-        let r = deliver(&client(), &url, b"wrong", "advisory.flag", "d-43", body, now()).await;
+        let r = deliver(
+            &client(),
+            &url,
+            b"wrong",
+            "advisory.flag",
+            "d-43",
+            body,
+            now(),
+        )
+        .await;
         assert_eq!(r, Err("HTTP 401".to_string()));
         // Signed with an old timestamp: refused as stale.
-        let r = deliver(&client(), &url, SECRET, "advisory.flag", "d-44", body, now() - 3600).await;
+        let r = deliver(
+            &client(),
+            &url,
+            SECRET,
+            "advisory.flag",
+            "d-44",
+            body,
+            now() - 3600,
+        )
+        .await;
         assert_eq!(r, Err("HTTP 401".to_string()));
         let s = seen.lock().unwrap();
         assert_eq!(s.verified[1], Err(WebhookError::Mismatch));
@@ -345,15 +450,37 @@ mod tests {
     async fn a_500_answer_and_a_dead_endpoint_are_errors() {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let url = serve(500, seen.clone()).await;
-        let r = deliver(&reqwest::Client::new(), &url, SECRET, "advisory.flag", "d-1", b"{}", now()).await;
+        let r = deliver(
+            &reqwest::Client::new(),
+            &url,
+            SECRET,
+            "advisory.flag",
+            "d-1",
+            b"{}",
+            now(),
+        )
+        .await;
         assert_eq!(r, Err("HTTP 500".to_string()));
-        assert_eq!(seen.lock().unwrap().verified, vec![Ok(())], "the request itself was well signed");
+        assert_eq!(
+            seen.lock().unwrap().verified,
+            vec![Ok(())],
+            "the request itself was well signed"
+        );
         // Nothing listens on this port any more.
         let dead = {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             l.local_addr().unwrap()
         };
-        let r = deliver(&client(), &format!("http://{dead}/"), SECRET, "e", "d", b"{}", now()).await;
+        let r = deliver(
+            &client(),
+            &format!("http://{dead}/"),
+            SECRET,
+            "e",
+            "d",
+            b"{}",
+            now(),
+        )
+        .await;
         let e = r.unwrap_err();
         assert!(e.starts_with("connection failed"), "{e}");
         // A header value that cannot be sent.

@@ -214,6 +214,15 @@ fn kill9_during_flag_is_all_or_nothing() {
     let family = 3000;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(seed_family(&dir, family));
+    // Calibrate: how long does a flag take end to end on this machine (fresh server, first
+    // request pays the token check and the graph load)? Kills then land uniformly in twice that.
+    let s = start(&dir);
+    let t0 = Instant::now();
+    let body = json!({"id": "ADV-calibrate", "severity": "critical", "summary": "calibration", "versions": ["fam/m0:1.0"]});
+    let r = reqwest::blocking::Client::new().post(format!("{}/v1/advisories", s.url)).bearer_auth(&token).json(&body).send().unwrap();
+    assert!(r.status().is_success(), "calibration flag failed: {}", r.status());
+    let window_ms = (t0.elapsed().as_millis() as u64 * 2).max(20);
+    kill(s);
     let mut seed = 0xfeed_beef_1234_5678u64;
     let (mut complete, mut absent) = (0, 0);
     for it in 0..25 {
@@ -226,7 +235,7 @@ fn kill9_during_flag_is_all_or_nothing() {
             let body = json!({"id": id2, "severity": "critical", "summary": "crash test", "versions": ["fam/m0:1.0"]});
             let _ = reqwest::blocking::Client::new().post(format!("{url}/v1/advisories")).bearer_auth(&tok).json(&body).send();
         });
-        std::thread::sleep(Duration::from_millis(rand_u64(&mut seed) % 120));
+        std::thread::sleep(Duration::from_millis(rand_u64(&mut seed) % window_ms));
         kill(s);
         t.join().unwrap();
         let (adv, flags) = rt.block_on(async {
@@ -238,6 +247,6 @@ fn kill9_during_flag_is_all_or_nothing() {
             Some(_) => { assert_eq!(flags, family + 1, "a half-done cascade is visible (iteration {it})"); complete += 1 }
         }
     }
-    eprintln!("flag crash test: {complete} complete, {absent} absent");
+    eprintln!("flag crash test: {complete} complete, {absent} absent (kills within {window_ms} ms)");
     assert!(complete > 0 && absent > 0, "random kills should land both before and after the commit ({complete} complete, {absent} absent)");
 }

@@ -5,6 +5,7 @@
 
 mod cmd_probe;
 mod cmd_provenance;
+mod cmd_registry;
 mod cmd_sign;
 mod report;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Behavioural backdoor detectors (trigger replay, Neural Cleanse, STRIP, AC, spectral).
     #[command(subcommand)]
     Probe(cmd_probe::ProbeCommand),
+    /// The trusted model registry: `serve`, and the client commands.
+    #[command(flatten)]
+    Registry(cmd_registry::RegistryCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
         Command::Bom(a) => cmd_provenance::bom(a),
         Command::Lab(c) => cmd_probe::lab(c),
         Command::Probe(c) => cmd_probe::probe(c),
+        Command::Registry(c) => cmd_registry::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

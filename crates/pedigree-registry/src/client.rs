@@ -196,10 +196,10 @@ pub fn decision_rules(decision: Option<&Value>) -> Vec<String> {
         .and_then(Value::as_array)
     {
         for r in reasons {
-            if let Some(rule) = r.get("rule").and_then(Value::as_str) {
-                if !out.iter().any(|x| x == rule) {
-                    out.push(rule.to_string());
-                }
+            if let Some(rule) = r.get("rule").and_then(Value::as_str)
+                && !out.iter().any(|x| x == rule)
+            {
+                out.push(rule.to_string());
             }
         }
     }
@@ -810,13 +810,12 @@ impl Client {
                 .headers()
                 .get("x-pedigree-digest")
                 .and_then(|h| h.to_str().ok())
+                && d != f.digest
             {
-                if d != f.digest {
-                    return Err(ClientError::Integrity(format!(
-                        "{}: listed as {} but served as {d}",
-                        f.path, f.digest
-                    )));
-                }
+                return Err(ClientError::Integrity(format!(
+                    "{}: listed as {} but served as {d}",
+                    f.path, f.digest
+                )));
             }
             let mut out = File::create(&target).map_err(io_err(&target))?;
             let mut h = Sha256::new();

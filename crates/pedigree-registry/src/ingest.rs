@@ -327,7 +327,15 @@ impl Ingestor {
         // Models already in the registry that turn out to descend from this upload.
         for (e, r) in &verified {
             if let Some(r) = r {
-                if r.parent_is_new {
+                // Only for a model that has no parent yet: one that has one is more likely a
+                // grandchild, and an edge to it would make this upload a false ancestor.
+                let has_parent = self
+                    .store
+                    .edges_of(e.id)
+                    .await?
+                    .iter()
+                    .any(|x| x.child == e.id);
+                if r.parent_is_new && !has_parent {
                     edges.push(NewEdge {
                         parent: v.id,
                         child: e.id,
@@ -387,6 +395,13 @@ pub async fn evaluate(
                 severity: f.severity,
                 message: format!("{}: {}", f.file, f.message),
             })
+            // A file the scanner could not read is not proven safe: it counts as a medium
+            // finding (held for review under the default policy), never as clean.
+            .chain(a.scan_errors.iter().map(|e| policy::FindingFact {
+                rule: "SCAN-ERROR".into(),
+                severity: pedigree_scan::severity::Severity::Medium,
+                message: e.clone(),
+            }))
             .collect(),
         signature: match &a.signature {
             SignatureFact::Absent => policy::SignatureStatus::Absent,

@@ -877,7 +877,13 @@ async fn policy_test(State(st): St, headers: HeaderMap, Json(req): Json<PolicyTe
         return Err(forbidden(format!("a policy test on {ns} needs its publisher or approver role")));
     }
     let policy = match &req.policy {
-        Some(t) => Policy::from_toml_str(t, &st.data_dir).map_err(|e| bad(format!("policy: {e}")))?,
+        Some(t) => {
+            // A policy sent by a client must not make the server read its own files.
+            if t.contains("public_key_file") {
+                return Err(bad("a policy sent for a dry run must give keys inline (public_key), not public_key_file"));
+            }
+            Policy::from_toml_str(t, Path::new("/nonexistent")).map_err(|e| bad(format!("policy: {e}")))?
+        }
         None => st.policy.read().await.clone(),
     };
     let existing = st.store.find_version(&ns, &name, &ver).await?;
@@ -962,7 +968,7 @@ async fn flag(State(st): St, headers: HeaderMap, Json(req): Json<FlagReq>) -> Ap
     };
     let min_conf = st.policy.read().await.min_confidence() as f64;
     let r = st.store.flag(&adv, &roots, min_conf, &p.token_id).await?;
-    let impact = impact_of_advisory(&st, &req.id).await?;
+    let impact = impact_of_advisory(&st, &req.id, &p).await?;
     Ok(Json(json!({"changed": r.changed, "newly_flagged": r.flagged.len(), "newly_at_risk": r.at_risk.len(), "impact": impact})).into_response())
 }
 
@@ -981,14 +987,22 @@ async fn unflag(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>,
 }
 
 async fn list_advisories(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
-    principal(&st, &headers).await?;
-    Ok(Json(json!({"advisories": st.store.advisories().await?})).into_response())
+    let p = principal(&st, &headers).await?;
+    // Advisories are broadcast (id, severity, summary); which models they name is shown only to
+    // admins here, and per visible version through the impact routes.
+    let mut list = st.store.advisories().await?;
+    if !p.is_admin() {
+        for a in &mut list {
+            a.body = Value::Null;
+        }
+    }
+    Ok(Json(json!({"advisories": list})).into_response())
 }
 
 async fn advisory_impact(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
-    principal(&st, &headers).await?;
+    let p = principal(&st, &headers).await?;
     st.store.advisory(&id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
-    Ok(Json(impact_of_advisory(&st, &id).await?).into_response())
+    Ok(Json(impact_of_advisory(&st, &id, &p).await?).into_response())
 }
 
 async fn version_impact(
@@ -996,23 +1010,38 @@ async fn version_impact(
     headers: HeaderMap,
     UrlPath((ns, name, ver)): UrlPath<(String, String, String)>,
 ) -> ApiResult<Response> {
-    principal(&st, &headers).await?;
+    let p = principal(&st, &headers).await?;
     let v = version_or_404(&st, &ns, &name, &ver).await?;
+    if !can_see(&p, &v) {
+        return Err(not_found(format!("{ns}/{name}:{ver} not found")));
+    }
     let flags = st.store.flags_of(&[v.id]).await?;
     let mut out = Vec::new();
     for adv in flags.iter().map(|f| f.advisory_id.clone()).collect::<std::collections::BTreeSet<_>>() {
-        out.push(impact_of_advisory(&st, &adv).await?);
+        out.push(impact_of_advisory(&st, &adv, &p).await?);
     }
     Ok(Json(json!({"model": v.label(), "advisories": out})).into_response())
 }
 
 /// The cascade of one advisory: flagged versions, the at-risk tree under them, the deployments
 /// that run any of them, and per affected model the last known-good version.
-pub async fn impact_of_advisory(st: &AppState, id: &str) -> ApiResult<Value> {
+/// Only versions the caller may see are listed (with their deployments); `hidden` counts the rest,
+/// so a publisher learns that the cascade reaches further without learning other teams' models.
+pub async fn impact_of_advisory(st: &AppState, id: &str, p: &Principal) -> ApiResult<Value> {
     let adv = st.store.advisory(id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
-    let flags = st.store.flags_for_advisory(id).await?;
+    let all_flags = st.store.flags_for_advisory(id).await?;
+    let all_ids: Vec<i64> = all_flags.iter().map(|f| f.version_id).collect();
+    let rows: HashMap<i64, VersionRow> = st
+        .store
+        .versions_by_ids(&all_ids)
+        .await?
+        .into_iter()
+        .filter(|v| can_see(p, v))
+        .map(|v| (v.id, v))
+        .collect();
+    let flags: Vec<_> = all_flags.into_iter().filter(|f| rows.contains_key(&f.version_id)).collect();
+    let hidden = all_ids.len() - flags.len();
     let ids: Vec<i64> = flags.iter().map(|f| f.version_id).collect();
-    let rows: HashMap<i64, VersionRow> = st.store.versions_by_ids(&ids).await?.into_iter().map(|v| (v.id, v)).collect();
     let deployments = st.store.deployments_of(&ids).await?;
     let bad: HashSet<i64> = ids.iter().copied().collect();
     // Last known-good per affected model, over all versions of those models.
@@ -1050,6 +1079,7 @@ pub async fn impact_of_advisory(st: &AppState, id: &str) -> ApiResult<Value> {
     Ok(json!({
         "advisory": {"id": adv.id, "severity": adv.severity, "summary": adv.summary, "trigger": adv.trigger,
                      "withdrawn_at": adv.withdrawn_at, "withdrawn_reason": adv.withdrawn_reason},
+        "hidden": hidden,
         "affected": entries,
         "deployments": deployments.iter().map(|d| json!({"name": d.name, "environment": d.environment, "model": label(d.version_id)})).collect::<Vec<_>>(),
         "last_known_good": lkg_out,
@@ -1057,12 +1087,16 @@ pub async fn impact_of_advisory(st: &AppState, id: &str) -> ApiResult<Value> {
 }
 
 async fn export_feed(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
-    principal(&st, &headers).await?;
+    let p = principal(&st, &headers).await?;
     let mut advisories = Vec::new();
     for a in st.store.advisories().await? {
         let flags = st.store.flags_for_advisory(&a.id).await?;
         let roots: Vec<i64> = flags.iter().filter(|f| f.kind == "flagged").map(|f| f.version_id).collect();
-        let versions = st.store.versions_by_ids(&roots).await?;
+        let versions: Vec<VersionRow> =
+            st.store.versions_by_ids(&roots).await?.into_iter().filter(|v| can_see(&p, v)).collect();
+        if versions.is_empty() {
+            continue; // nothing this caller may see, and a feed entry needs an affected model
+        }
         advisories.push(crate::advisories::advisory_from_record(&a, &versions));
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], advisory_feed::to_feed(&advisories)).into_response())
@@ -1124,11 +1158,12 @@ async fn deploy(
 }
 
 async fn list_deployments(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
-    principal(&st, &headers).await?;
+    let p = principal(&st, &headers).await?;
     let d = st.store.deployments().await?;
     let ids: Vec<i64> = d.iter().map(|d| d.version_id).collect();
-    let labels: HashMap<i64, String> = st.store.versions_by_ids(&ids).await?.into_iter().map(|v| (v.id, v.label())).collect();
-    let out: Vec<Value> = d.iter().map(|d| json!({"name": d.name, "environment": d.environment, "model": labels.get(&d.version_id), "updated_at": d.updated_at})).collect();
+    let labels: HashMap<i64, String> = st.store.versions_by_ids(&ids).await?.into_iter()
+        .filter(|v| p.can_read(&v.namespace)).map(|v| (v.id, v.label())).collect();
+    let out: Vec<Value> = d.iter().filter(|d| labels.contains_key(&d.version_id)).map(|d| json!({"name": d.name, "environment": d.environment, "model": labels.get(&d.version_id), "updated_at": d.updated_at})).collect();
     Ok(Json(json!({"deployments": out})).into_response())
 }
 

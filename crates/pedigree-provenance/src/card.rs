@@ -59,15 +59,17 @@ impl Card {
 }
 
 pub fn same_name(declared: &str, model: &str) -> bool {
-    let last = |s: &str| {
-        s.trim()
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    last(declared) == last(model)
+    name_key(declared) == name_key(model)
+}
+
+/// What [`same_name`] compares: the last path component, lower-cased.
+pub fn name_key(s: &str) -> String {
+    s.trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// `base_model:` from the YAML front matter (`---` ... `---`): scalar or block list.

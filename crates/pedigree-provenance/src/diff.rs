@@ -1,13 +1,17 @@
 //! Model diff: tensors matched by shape and content (never by name alone), each pair classified,
 //! and one model-level relation with its evidence.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Result;
 use pedigree_formats::tensors::{DType, round_to_bf16, round_to_f16};
 use serde::Serialize;
 
-use crate::fingerprint::{mix64, multiset_hash, row_digest};
+use crate::fingerprint::{
+    blake3_of, f32_bytes, mix64, multiset_hash, multiset_of_slice, row_digest, sample_positions,
+};
 use crate::model::Model;
 
 /// A weight tensor with its values in memory.
@@ -20,6 +24,37 @@ pub struct LT {
     pub steps: Option<Vec<f32>>,
     pub digest: [u8; 32],
     pub multiset: u64,
+    /// The values at [`crate::fingerprint::sample_positions`]: the compact summary that ranks
+    /// candidate tensor pairs (sampled cosine) without touching the full values.
+    pub sample: Vec<f32>,
+    /// Mean of `sample` (as [`centred_cos`] computes it).
+    pub sample_mean: f64,
+    /// Per-row digests of a matrix (computed on first use: pruned-vocabulary matching, index).
+    pub rows: OnceLock<Vec<u64>>,
+    /// Largest singular value of the (squeezed) matrix, computed on first use (edit
+    /// orientation compares it across every pair the tensor takes part in).
+    pub sigma1: OnceLock<f64>,
+    /// Squared row and column norms of a matrix, computed on first use (they survive a
+    /// reordering of the other axis: how permuted copies are recognised).
+    pub profiles: OnceLock<(Vec<f32>, Vec<f32>)>,
+}
+
+impl LT {
+    /// Row digests of a 2-D tensor (rows of `shape[1]` values), cached.
+    pub fn row_digests(&self) -> &[u64] {
+        self.rows.get_or_init(|| {
+            let c = self.shape.get(1).copied().unwrap_or(1).max(1);
+            self.values.chunks(c).map(row_digest).collect()
+        })
+    }
+
+    /// [`top_singular`]`(values, rows, cols, 1)[0]` of the squeezed 2-D shape, cached.
+    fn spectral_norm(&self) -> f64 {
+        *self.sigma1.get_or_init(|| {
+            let s = squeeze(&self.shape);
+            top_singular(&self.values, s[0], s[1], 1)[0]
+        })
+    }
 }
 
 pub struct Loaded {
@@ -31,37 +66,50 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Reads every weight tensor once (values, quantization steps, digest, multiset hash,
+    /// sample) and the model's identity (hashed from the bytes the readers hold).
     pub fn load(m: &Model) -> Result<Loaded> {
         use rayon::prelude::*;
         let ws = m.weights();
-        let tensors = ws
-            .par_iter()
-            .map(|t| {
-                let values = m.values(t)?;
-                let steps = m.steps(t)?;
-                let mut h = blake3::Hasher::new();
-                for v in &values {
-                    h.update(&v.to_le_bytes());
-                }
-                let multiset = multiset_hash(values.iter().map(|v| v.to_bits()));
-                Ok(LT {
-                    name: t.name.clone(),
-                    dtype: t.dtype,
-                    shape: t.shape.clone(),
-                    quantized: t.quantized,
-                    values,
-                    steps,
-                    digest: *h.finalize().as_bytes(),
-                    multiset,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (tensors, model_id) = rayon::join(
+            || {
+                ws.par_iter()
+                    .map(|t| {
+                        let values = m.values(t)?;
+                        let steps = m.steps(t)?;
+                        let bytes = f32_bytes(&values);
+                        let digest = *blake3_of(&bytes).as_bytes();
+                        let multiset = multiset_of_slice(&bytes);
+                        drop(bytes);
+                        let sample: Vec<f32> =
+                            sample_positions(values.len()).map(|i| values[i]).collect();
+                        let sample_mean = mean_f64(&sample);
+                        Ok(LT {
+                            name: t.name.clone(),
+                            dtype: t.dtype,
+                            shape: t.shape.clone(),
+                            quantized: t.quantized,
+                            values,
+                            steps,
+                            digest,
+                            multiset,
+                            sample,
+                            sample_mean,
+                            rows: OnceLock::new(),
+                            sigma1: OnceLock::new(),
+                            profiles: OnceLock::new(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+            || crate::fingerprint::model_id_of(m),
+        );
         Ok(Loaded {
             name: m.name.clone(),
-            model_id: crate::fingerprint::model_id(&m.path)?,
+            model_id: model_id?,
             format_rank: m.format_rank(),
             card: m.card.clone(),
-            tensors,
+            tensors: tensors?,
         })
     }
 }
@@ -71,7 +119,8 @@ impl Loaded {
 pub enum Align {
     Direct,
     Transposed,
-    /// Rows and/or columns permuted (hidden units reordered); exact values.
+    /// Rows and/or columns permuted (hidden units reordered, GGUF's Q/K row order): exact
+    /// values, or compared after matching the rows (columns).
     Permuted,
     /// Same multiset of values, other arrangement (fused, reshaped).
     Rearranged,
@@ -221,46 +270,347 @@ fn row_col_sig(v: &[f32], r: usize, c: usize) -> (Vec<u64>, Vec<u64>) {
     (rows, cols)
 }
 
-/// b's view of a's values: a rearranged to b's layout (every compatible one: a square matrix
-/// may be stored either way), or nothing when shapes are incompatible.
-fn alignments(a: &LT, b: &LT) -> Vec<(Vec<f32>, Align)> {
-    let mut out = Vec::new();
-    if a.values.len() != b.values.len() {
-        return out;
-    }
-    let (sa, sb) = (squeeze(&a.shape), squeeze(&b.shape));
-    if sa == sb {
-        out.push((a.values.clone(), Align::Direct));
-    }
-    if sa.len() == 2 && sb.len() == 2 && sa[0] == sb[1] && sa[1] == sb[0] {
-        out.push((transpose(&a.values, sa[0], sa[1]), Align::Transposed));
-    }
-    out
+/// How a's values can be laid out as b's: `direct` (same squeezed shape) and/or transposed
+/// (a is an r x c matrix, b a c x r one); nothing when element counts differ.
+#[derive(Clone, Copy)]
+struct Layouts {
+    direct: bool,
+    transposed: Option<(usize, usize)>,
 }
 
-fn sampled_cos(av: &[f32], bv: &[f32]) -> f32 {
-    let idx: Vec<usize> = crate::fingerprint::sample_positions(av.len()).collect();
-    let x: Vec<f32> = idx.iter().map(|&k| av[k]).collect();
-    let y: Vec<f32> = idx.iter().map(|&k| bv[k]).collect();
-    centred_cos(&x, &y)
+fn layouts(a: &LT, b: &LT) -> Layouts {
+    let mut l = Layouts {
+        direct: false,
+        transposed: None,
+    };
+    if a.values.len() != b.values.len() {
+        return l;
+    }
+    let (sa, sb) = (squeeze(&a.shape), squeeze(&b.shape));
+    l.direct = sa == sb;
+    if sa.len() == 2 && sb.len() == 2 && sa[0] == sb[1] && sa[1] == sb[0] {
+        l.transposed = Some((sa[0], sa[1]));
+    }
+    l
+}
+
+type TKey = ([u8; 32], [u8; 32], Option<(usize, usize)>);
+
+/// Comparisons that depend only on two tensors' contents (and the alignment), shared across
+/// the pairs of one lineage run: a frozen tensor is in many models, and each of its
+/// comparisons is computed once. Thread-safe.
+#[derive(Default)]
+pub struct PairCache {
+    cos: Mutex<HashMap<(TKey, usize), f32>>,
+    spectra: Mutex<HashMap<(TKey, Vec<usize>), (Option<usize>, f32)>>,
+}
+
+impl PairCache {
+    fn cos(&self, k: (TKey, usize), f: impl FnOnce() -> f32) -> f32 {
+        if let Some(v) = self.cos.lock().ok().and_then(|m| m.get(&k).copied()) {
+            return v;
+        }
+        let v = f();
+        if let Ok(mut m) = self.cos.lock() {
+            m.insert(k, v);
+        }
+        v
+    }
+    fn spectrum(
+        &self,
+        k: (TKey, Vec<usize>),
+        f: impl FnOnce() -> (Option<usize>, f32),
+    ) -> (Option<usize>, f32) {
+        if let Some(v) = self.spectra.lock().ok().and_then(|m| m.get(&k).copied()) {
+            return v;
+        }
+        let v = f();
+        if let Ok(mut m) = self.spectra.lock() {
+            m.insert(k, v);
+        }
+        v
+    }
+}
+
+fn sampled_cos_cached(
+    a: &LT,
+    b: &LT,
+    transposed: Option<(usize, usize)>,
+    cache: Option<&PairCache>,
+) -> f32 {
+    match cache {
+        Some(c) => c.cos(((a.digest, b.digest, transposed), b.values.len()), || {
+            sampled_cos_as(a, b, transposed)
+        }),
+        None => sampled_cos_as(a, b, transposed),
+    }
+}
+
+/// Sampled centred cosine of a (direct, or transposed from r x c) against b, from the samples
+/// alone: equal to the cosine over b's sample positions of a materialised alignment.
+fn sampled_cos_as(a: &LT, b: &LT, transposed: Option<(usize, usize)>) -> f32 {
+    match transposed {
+        None => centred_cos_m(&a.sample, &b.sample, a.sample_mean, b.sample_mean),
+        Some((r, c)) => {
+            let x: Vec<f32> = sample_positions(b.values.len())
+                .map(|p| a.values[(p % r) * c + p / r])
+                .collect();
+            centred_cos(&x, &b.sample)
+        }
+    }
+}
+
+/// The alignment of a under which it looks most like b (a square matrix may be stored either
+/// way; ties go to the transposed reading), with its sampled cosine; nothing when the shapes
+/// are incompatible.
+fn best_align(a: &LT, b: &LT, cache: Option<&PairCache>) -> Option<(Align, f32)> {
+    let l = layouts(a, b);
+    let cos = |t| sampled_cos_cached(a, b, t, cache);
+    match (l.direct, l.transposed) {
+        (false, None) => None,
+        (true, None) => Some((Align::Direct, cos(None))),
+        (false, Some(t)) => Some((Align::Transposed, cos(Some(t)))),
+        (true, Some(t)) => {
+            let (cd, ct) = (cos(None), cos(Some(t)));
+            Some(if cd.total_cmp(&ct) == std::cmp::Ordering::Greater {
+                (Align::Direct, cd)
+            } else {
+                (Align::Transposed, ct)
+            })
+        }
+    }
+}
+
+/// a's values in b's layout for an alignment from [`best_align`] (borrowed when direct).
+fn view<'a>(a: &'a LT, b: &LT, al: Align) -> Cow<'a, [f32]> {
+    match (al, layouts(a, b).transposed) {
+        (Align::Transposed, Some((r, c))) => Cow::Owned(transpose(&a.values, r, c)),
+        _ => Cow::Borrowed(&a.values),
+    }
+}
+
+/// a's quantization steps in b's layout for an alignment from [`best_align`] (as the values
+/// are: a transposed matrix has transposed steps).
+fn view_steps<'a>(a: &'a LT, b: &LT, al: Align) -> Option<Cow<'a, [f32]>> {
+    let st = a.steps.as_deref()?;
+    Some(match (al, layouts(a, b).transposed) {
+        (Align::Transposed, Some((r, c))) => Cow::Owned(transpose(st, r, c)),
+        _ => Cow::Borrowed(st),
+    })
+}
+
+/// How a pair that does not line up might: rows reordered (columns in place) or columns
+/// reordered (rows in place).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Way {
+    Plain(Align),
+    Rows,
+    Cols,
+}
+
+/// Direct sampled cosine under which a permutation is looked for.
+const PERM_BELOW: f32 = 0.5;
+/// Profile cosine from which a reordering is tried (then verified on the full values).
+const PERM_PROFILE_MIN: f32 = 0.9;
+/// Largest side matched (the matching costs rows^2 x 16).
+const PERM_MAX_SIDE: usize = 8192;
+
+/// Squared norms of the rows of an r x c matrix (f64 sums).
+fn row_profile(v: &[f32], r: usize, c: usize) -> Vec<f32> {
+    (0..r)
+        .map(|i| {
+            v[i * c..(i + 1) * c]
+                .iter()
+                .map(|&x| (x as f64) * (x as f64))
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+/// Squared norms of the columns.
+fn col_profile(v: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut o = vec![0f64; c];
+    for i in 0..r {
+        for (acc, &x) in o.iter_mut().zip(&v[i * c..(i + 1) * c]) {
+            *acc += (x as f64) * (x as f64);
+        }
+    }
+    o.into_iter().map(|x| x as f32).collect()
+}
+
+impl LT {
+    /// (row profile, column profile) of a squeezed matrix, cached.
+    fn profiles(&self) -> Option<&(Vec<f32>, Vec<f32>)> {
+        let s = squeeze(&self.shape);
+        if s.len() != 2 || s[0] < 4 || s[1] < 4 || s[0].max(s[1]) > PERM_MAX_SIDE {
+            return None;
+        }
+        Some(self.profiles.get_or_init(|| {
+            (
+                row_profile(&self.values, s[0], s[1]),
+                col_profile(&self.values, s[0], s[1]),
+            )
+        }))
+    }
+}
+
+/// Whether a is b with its rows (or columns) reordered, as far as cheap profiles tell: a
+/// row permutation keeps every column's norm, a column permutation every row's. Returns the
+/// way to try and the profile cosine.
+fn permutation_hint(a: &LT, b: &LT) -> Option<(Way, f32)> {
+    let (sa, sb) = (squeeze(&a.shape), squeeze(&b.shape));
+    if sa != sb {
+        return None;
+    }
+    let (pa, pb) = (a.profiles()?, b.profiles()?);
+    let rows = centred_cos(&pa.1, &pb.1); // columns agree: rows were reordered
+    let cols = centred_cos(&pa.0, &pb.0); // rows agree: columns were reordered
+    let (w, p) = if rows >= cols {
+        (Way::Rows, rows)
+    } else {
+        (Way::Cols, cols)
+    };
+    (p >= PERM_PROFILE_MIN).then_some((w, p))
+}
+
+/// For each row of b (r x c), the row of a it is: rows compared through 16 random ±1
+/// projections (nearest by L2), the three nearest checked on the full rows, assigned most
+/// confident first. `None` unless every row finds a distinct partner.
+fn match_rows(a: &[f32], b: &[f32], r: usize, c: usize) -> Option<Vec<usize>> {
+    const K: usize = 16;
+    let proj = |m: &[f32]| -> Vec<[f32; K]> {
+        (0..r)
+            .map(|i| {
+                let row = &m[i * c..(i + 1) * c];
+                let mut p = [0f32; K];
+                for (j, &x) in row.iter().enumerate() {
+                    let bits = mix64(j as u64 ^ 0x5eed);
+                    for (k, acc) in p.iter_mut().enumerate() {
+                        if (bits >> k) & 1 == 1 {
+                            *acc += x
+                        } else {
+                            *acc -= x
+                        }
+                    }
+                }
+                p
+            })
+            .collect()
+    };
+    let (pa, pb) = (proj(a), proj(b));
+    let d2 =
+        |x: &[f32; K], y: &[f32; K]| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
+    let row_d2 = |i: usize, j: usize| {
+        b[i * c..(i + 1) * c]
+            .iter()
+            .zip(&a[j * c..(j + 1) * c])
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+    };
+    // (distance, b row, a row) for the three nearest a rows of every b row
+    let mut cand: Vec<(f64, usize, usize)> = Vec::with_capacity(3 * r);
+    for (i, qb) in pb.iter().enumerate() {
+        let mut best = [(f32::INFINITY, usize::MAX); 3];
+        for (j, qa) in pa.iter().enumerate() {
+            let d = d2(qb, qa);
+            if d < best[2].0 {
+                best[2] = (d, j);
+                best.sort_by(|x, y| x.0.total_cmp(&y.0));
+            }
+        }
+        for &(_, j) in best.iter().filter(|x| x.1 != usize::MAX) {
+            cand.push((row_d2(i, j), i, j));
+        }
+    }
+    cand.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let (mut of_b, mut taken) = (vec![usize::MAX; r], vec![false; r]);
+    for (_, i, j) in cand {
+        if of_b[i] == usize::MAX && !taken[j] {
+            of_b[i] = j;
+            taken[j] = true;
+        }
+    }
+    of_b.iter().all(|&j| j != usize::MAX).then_some(of_b)
+}
+
+/// a's values (and steps) reordered into b's layout by matched rows or columns.
+#[allow(clippy::type_complexity)]
+fn permuted_view(
+    a: &LT,
+    b: &LT,
+    way: Way,
+) -> Option<(Vec<f32>, Option<Cow<'static, [f32]>>, Vec<usize>)> {
+    let s = squeeze(&b.shape);
+    let (r, c) = (s[0], s[1]);
+    let gather_rows = |m: &[f32], perm: &[usize], c: usize| -> Vec<f32> {
+        perm.iter()
+            .flat_map(|&j| m[j * c..(j + 1) * c].iter().copied())
+            .collect()
+    };
+    match way {
+        Way::Rows => {
+            let perm = match_rows(&a.values, &b.values, r, c)?;
+            let v = gather_rows(&a.values, &perm, c);
+            let st = a
+                .steps
+                .as_ref()
+                .map(|st| Cow::Owned(gather_rows(st, &perm, c)));
+            Some((v, st, perm))
+        }
+        Way::Cols => {
+            let (at, bt) = (transpose(&a.values, r, c), transpose(&b.values, r, c));
+            let perm = match_rows(&at, &bt, c, r)?;
+            let v = transpose(&gather_rows(&at, &perm, r), c, r);
+            let st = a.steps.as_ref().map(|st| {
+                Cow::Owned(transpose(
+                    &gather_rows(&transpose(st, r, c), &perm, r),
+                    c,
+                    r,
+                ))
+            });
+            Some((v, st, perm))
+        }
+        Way::Plain(_) => None,
+    }
+}
+
+/// `m` (r x c, or a vector when c is 1 and `cols` is None) with b-row i taken from a-row
+/// `rows[i]` and b-column k from a-column `cols[k]`.
+fn rearrange(
+    m: &[f32],
+    r: usize,
+    c: usize,
+    rows: Option<&[usize]>,
+    cols: Option<&[usize]>,
+) -> Vec<f32> {
+    let mut o = Vec::with_capacity(m.len());
+    for i in 0..r {
+        let src = rows.map_or(i, |p| p[i]);
+        let row = &m[src * c..(src + 1) * c];
+        match cols {
+            Some(p) => o.extend(p.iter().map(|&k| row[k])),
+            None => o.extend_from_slice(row),
+        }
+    }
+    o
 }
 
 /// The alignment of a under which it looks most like b.
-fn aligned(a: &LT, b: &LT) -> Option<(Vec<f32>, Align)> {
-    let mut all = alignments(a, b);
-    if all.len() <= 1 {
-        return all.pop();
-    }
-    let best = (0..all.len()).max_by(|&i, &j| {
-        sampled_cos(&all[i].0, &b.values).total_cmp(&sampled_cos(&all[j].0, &b.values))
-    })?;
-    Some(all.swap_remove(best))
+fn aligned<'a>(a: &'a LT, b: &LT) -> Option<(Cow<'a, [f32]>, Align)> {
+    let (al, _) = best_align(a, b, None)?;
+    Some((view(a, b, al), al))
+}
+
+fn mean_f64(a: &[f32]) -> f64 {
+    a.iter().map(|&x| x as f64).sum::<f64>() / a.len().max(1) as f64
 }
 
 fn centred_cos(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().max(1) as f64;
-    let ma = a.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let mb = b.iter().map(|&x| x as f64).sum::<f64>() / n;
+    centred_cos_m(a, b, mean_f64(a), mean_f64(b))
+}
+
+/// [`centred_cos`] with the means given (a's length is the count, as there).
+fn centred_cos_m(a: &[f32], b: &[f32], ma: f64, mb: f64) -> f32 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (x as f64 - ma, y as f64 - mb);
@@ -272,6 +622,30 @@ fn centred_cos(a: &[f32], b: &[f32]) -> f32 {
         return if aa == bb { 1.0 } else { 0.0 };
     }
     (ab / (aa.sqrt() * bb.sqrt())) as f32
+}
+
+/// u = D v for an r x c matrix: each row's sum in column order, as a sequential `sum()` gives
+/// it, but eight rows at a time so the eight independent sums overlap (same bits, less time).
+fn mat_vec(d: &[f32], r: usize, c: usize, v: &[f64]) -> Vec<f64> {
+    const B: usize = 8;
+    let mut u = vec![0f64; r];
+    let mut i = 0;
+    while i + B <= r && c > 0 {
+        let rows: [&[f32]; B] = std::array::from_fn(|k| &d[(i + k) * c..(i + k + 1) * c]);
+        // `Sum for f64` folds from -0.0; so do these.
+        let mut acc = [-0.0f64; B];
+        for (j, &vj) in v.iter().enumerate().take(c) {
+            for k in 0..B {
+                acc[k] += rows[k][j] as f64 * vj;
+            }
+        }
+        u[i..i + B].copy_from_slice(&acc);
+        i += B;
+    }
+    for (k, x) in u.iter_mut().enumerate().skip(i) {
+        *x = (0..c).map(|j| d[k * c + j] as f64 * v[j]).sum();
+    }
+    u
 }
 
 /// Top singular values of an r x c matrix by power iteration with deflation (k at most 4).
@@ -293,9 +667,7 @@ fn top_singular(d: &[f32], r: usize, c: usize, k: usize) -> Vec<f64> {
                 break;
             }
             v.iter_mut().for_each(|x| *x /= nv);
-            let u: Vec<f64> = (0..r)
-                .map(|i| (0..c).map(|j| d[i * c + j] as f64 * v[j]).sum())
-                .collect();
+            let u = mat_vec(d, r, c, &v);
             let mut w = vec![0f64; c];
             for i in 0..r {
                 for j in 0..c {
@@ -315,10 +687,18 @@ fn top_singular(d: &[f32], r: usize, c: usize, k: usize) -> Vec<f64> {
     out
 }
 
-fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
+/// The verdict for a's values `av` (in b's layout) against b, and whether the delta spectrum
+/// was deferred (`spectrum` false on a matrix that would have had one).
+fn compare_values(
+    a: &LT,
+    av: &[f32],
+    a_steps: Option<&[f32]>,
+    b: &LT,
+    spectrum: bool,
+) -> (TensorVerdict, bool) {
     let bv = &b.values;
     if av.iter().zip(bv).all(|(x, y)| x.to_bits() == y.to_bits()) {
-        return TensorVerdict::Identical;
+        return (TensorVerdict::Identical, false);
     }
     // Cast: one side equals the other rounded to its dtype.
     for (lo, hi, lo_v, hi_v) in [(b, a, bv.as_slice(), av), (a, b, av, bv.as_slice())] {
@@ -334,16 +714,22 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
                 .zip(lo_v)
                 .all(|(x, y)| rf(*x).to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
         {
-            return TensorVerdict::CastEquivalent {
-                from: hi.dtype.label().into(),
-                to: lo.dtype.label().into(),
-            };
+            return (
+                TensorVerdict::CastEquivalent {
+                    from: hi.dtype.label().into(),
+                    to: lo.dtype.label().into(),
+                },
+                false,
+            );
         }
     }
     // Quantization: every value of the quantized side is the grid point next to the other's
     // (within one step: Q4_0 clips its largest magnitude by one level), half a step on average.
-    for (q, f, qv, fv) in [(b, a, bv.as_slice(), av), (a, b, av, bv.as_slice())] {
-        if let (Some(steps), false) = (&q.steps, f.quantized) {
+    for (q, f, qv, fv, steps) in [
+        (b, a, bv.as_slice(), av, b.steps.as_deref()),
+        (a, b, av, bv.as_slice(), a_steps),
+    ] {
+        if let (Some(steps), false) = (steps, f.quantized) {
             let (mut worst, mut sum) = (0f32, 0f64);
             for ((x, y), s) in fv.iter().zip(qv).zip(steps) {
                 let e = if *s > 0.0 {
@@ -358,10 +744,13 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
             }
             let mean = sum / fv.len().max(1) as f64;
             if worst <= 1.05 && mean <= 0.35 {
-                return TensorVerdict::QuantizationEquivalent {
-                    scheme: q.dtype.label().into(),
-                    max_err_steps: worst,
-                };
+                return (
+                    TensorVerdict::QuantizationEquivalent {
+                        scheme: q.dtype.label().into(),
+                        max_err_steps: worst,
+                    },
+                    false,
+                );
             }
         }
     }
@@ -377,25 +766,47 @@ fn compare_values(a: &LT, av: &[f32], b: &LT) -> TensorVerdict {
     let s = squeeze(&b.shape);
     let (mut delta_rank, mut top_energy) = (None, 0f32);
     // The delta's spectrum matters only for a related tensor (an edit candidate); it is the
-    // costly part of a diff, so unrelated-looking tensors skip it.
+    // costly part of a diff, so unrelated-looking tensors skip it (and lineage defers it).
+    let mut deferred = false;
     if s.len() == 2 && nd2 > 0.0 && s[0] * s[1] <= 1 << 22 && cosine >= 0.5 {
-        let sv = top_singular(&delta, s[0], s[1], 3);
-        top_energy = (sv[0] * sv[0] / nd2) as f32;
-        let mut acc = 0.0;
-        for (i, x) in sv.iter().enumerate() {
-            acc += x * x;
-            if acc / nd2 >= 0.99 {
-                delta_rank = Some(i + 1);
-                break;
-            }
+        if spectrum {
+            (delta_rank, top_energy) = spectrum_of(&delta, s[0], s[1], nd2);
+        } else {
+            deferred = true;
         }
     }
-    TensorVerdict::Changed {
-        cosine,
-        rel_l2,
-        delta_rank,
-        top_energy,
+    (
+        TensorVerdict::Changed {
+            cosine,
+            rel_l2,
+            delta_rank,
+            top_energy,
+        },
+        deferred,
+    )
+}
+
+/// Rank (top three singular values holding 99% of the energy) and top-value energy share of
+/// the delta of an r x c matrix whose squared norm is nd2.
+fn spectrum_of(delta: &[f32], r: usize, c: usize, nd2: f64) -> (Option<usize>, f32) {
+    let sv = top_singular(delta, r, c, 3);
+    let top_energy = (sv[0] * sv[0] / nd2) as f32;
+    let mut acc = 0.0;
+    for (i, x) in sv.iter().enumerate() {
+        acc += x * x;
+        if acc / nd2 >= 0.99 {
+            return (Some(i + 1), top_energy);
+        }
     }
+    (None, top_energy)
+}
+
+/// [`spectrum_of`] of b - av, recomputed for a deferred tensor (same numbers as at once).
+fn delta_spectrum(av: &[f32], b: &LT) -> (Option<usize>, f32) {
+    let delta: Vec<f32> = b.values.iter().zip(av).map(|(y, x)| y - x).collect();
+    let nd2 = delta.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+    let s = squeeze(&b.shape);
+    spectrum_of(&delta, s[0], s[1], nd2)
 }
 
 fn strength(v: &TensorVerdict) -> f32 {
@@ -411,7 +822,39 @@ fn strength(v: &TensorVerdict) -> f32 {
 
 // ---------------------------------------------------------------- matching
 
+/// How much of the delta spectra a diff computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spectra {
+    /// Every related changed matrix (the full per-tensor report of `pedigree diff`).
+    All,
+    /// Only where the relation depends on it (an `edit` candidate): the relation, direction and
+    /// evidence are the same as with `All`; per-tensor `delta_rank` / `top_energy` may be left
+    /// empty. What lineage uses: most changed matrices belong to fine-tunes.
+    AsNeeded,
+}
+
 pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
+    diff_loaded_with(a, b, Spectra::All)
+}
+
+pub fn diff_loaded_with(a: &Loaded, b: &Loaded, spectra: Spectra) -> DiffReport {
+    diff_impl(a, b, spectra, None)
+}
+
+/// [`diff_loaded_with`], sharing tensor-pair results with other diffs through `cache` (the
+/// report is the same as without it).
+pub fn diff_loaded_cached(
+    a: &Loaded,
+    b: &Loaded,
+    spectra: Spectra,
+    cache: &PairCache,
+) -> DiffReport {
+    diff_impl(a, b, spectra, Some(cache))
+}
+
+fn diff_impl(a: &Loaded, b: &Loaded, spectra: Spectra, cache: Option<&PairCache>) -> DiffReport {
+    // changed matrices whose spectrum was deferred: (index in out, i, j, a in b's layout)
+    let mut pending: Vec<(usize, usize, usize, Cow<'_, [f32]>)> = Vec::new();
     let mut used_a = vec![false; a.tensors.len()];
     let mut used_b = vec![false; b.tensors.len()];
     let mut out: Vec<TensorDiff> = Vec::new();
@@ -504,15 +947,13 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             {
                 continue;
             }
-            let c = tb.shape[1].max(1);
             let (big, small) = if ta.shape[0] > tb.shape[0] {
                 (ta, tb)
             } else {
                 (tb, ta)
             };
-            let set: std::collections::HashSet<u64> =
-                big.values.chunks(c).map(row_digest).collect();
-            if small.values.chunks(c).all(|r| set.contains(&row_digest(r))) {
+            let set: std::collections::HashSet<u64> = big.row_digests().iter().copied().collect();
+            if small.row_digests().iter().all(|r| set.contains(r)) {
                 used_a[i] = true;
                 used_b[j] = true;
                 out.push(pair(
@@ -528,9 +969,12 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             }
         }
     }
-    // 4. same element count, compatible layout: best candidate by a sampled cosine, then a
-    // full comparison (greedy by score).
-    let mut cands: Vec<(f32, usize, usize)> = Vec::new();
+    // 4. same element count, compatible layout: best candidate by a sampled cosine (from the
+    // stored samples, nothing materialised), then a full comparison (greedy by score). A pair
+    // that looks unrelated as laid out, but whose row (column) profile says it is the same
+    // matrix with its rows (columns) reordered -- hidden units permuted to disguise a copy,
+    // llama.cpp's Q/K row order in GGUF -- is compared after matching the rows (columns).
+    let mut cands: Vec<(f32, usize, usize, Way)> = Vec::new();
     for j in 0..b.tensors.len() {
         if used_b[j] {
             continue;
@@ -539,28 +983,130 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             if used_a[i] {
                 continue;
             }
-            if let Some((av, _)) = aligned(&a.tensors[i], &b.tensors[j]) {
-                let name_bonus = if a.tensors[i].name == b.tensors[j].name {
-                    0.01
-                } else {
-                    0.0
-                };
-                cands.push((sampled_cos(&av, &b.tensors[j].values) + name_bonus, i, j));
+            let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
+            if let Some((al, cos)) = best_align(ta, tb, cache) {
+                let name_bonus = if ta.name == tb.name { 0.01 } else { 0.0 };
+                let mut way = Way::Plain(al);
+                let mut score = cos;
+                if cos < PERM_BELOW
+                    && let Some((w, p)) = permutation_hint(ta, tb)
+                {
+                    // ranks below every plainly related pair, above the unrelated ones
+                    way = w;
+                    score = PERM_BELOW * p;
+                }
+                cands.push((score + name_bonus, i, j, way));
             }
         }
     }
     cands.sort_by(|x, y| y.0.total_cmp(&x.0));
-    for (_, i, j) in cands {
+    let mut permuted_changed = 0usize;
+    let mut notes = Vec::new();
+    let full_spectra = spectra == Spectra::All;
+    // unit orders found (b position -> a position), and the step-4 pairs (out index, i, j)
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut step4: Vec<(usize, usize, usize)> = Vec::new();
+    for (_, i, j, way) in cands {
         if used_a[i] || used_b[j] {
             continue;
         }
-        let Some((av, al)) = aligned(&a.tensors[i], &b.tensors[j]) else {
-            continue;
-        };
+        let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
         used_a[i] = true;
         used_b[j] = true;
-        let v = compare_values(&a.tensors[i], &av, &b.tensors[j]);
+        let full = spectra == Spectra::All;
+        let plain = |al: Align| {
+            let av = view(ta, tb, al);
+            let steps = view_steps(ta, tb, al);
+            let (v, deferred) = compare_values(ta, &av, steps.as_deref(), tb, full);
+            (v, deferred, av, al)
+        };
+        let (v, deferred, av, al) = match way {
+            Way::Plain(al) => plain(al),
+            Way::Rows | Way::Cols => {
+                let direct = plain(Align::Direct);
+                match permuted_view(ta, tb, way) {
+                    Some((pv, psteps, perm)) => {
+                        let (v, deferred) = compare_values(ta, &pv, psteps.as_deref(), tb, full);
+                        if strength(&v) > strength(&direct.0) {
+                            units.push(perm);
+                            permuted += 1;
+                            if !matches!(v, TensorVerdict::Identical) {
+                                permuted_changed += 1;
+                            }
+                            (v, deferred, Cow::Owned(pv), Align::Permuted)
+                        } else {
+                            direct
+                        }
+                    }
+                    None => direct,
+                }
+            }
+        };
+        if deferred {
+            pending.push((out.len(), i, j, av));
+        }
+        step4.push((out.len(), i, j));
         out.push(pair(i, j, Some(al), v));
+    }
+    // Hidden units reordered in one tensor are reordered in its neighbours too (a layer's
+    // rows, its bias, the next layer's columns): pairs still unrelated-looking are tried
+    // under the unit orders found, on either axis, and kept where that is stronger.
+    if !units.is_empty() {
+        for &(k, i, j) in &step4 {
+            let weak = matches!(out[k].verdict, TensorVerdict::Changed { cosine, .. } if cosine < PERM_BELOW);
+            let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
+            let s = squeeze(&tb.shape);
+            if !weak || squeeze(&ta.shape) != s || s.is_empty() || s.len() > 2 {
+                continue;
+            }
+            let (r, c) = (s[0], if s.len() == 2 { s[1] } else { 1 });
+            let of_len = |n: usize| -> Vec<Option<&[usize]>> {
+                std::iter::once(None)
+                    .chain(
+                        units
+                            .iter()
+                            .filter(|p| p.len() == n)
+                            .map(|p| Some(p.as_slice())),
+                    )
+                    .collect()
+            };
+            let col_opts = if s.len() == 2 { of_len(c) } else { vec![None] };
+            let mut best: Option<(f32, TensorVerdict, bool, Vec<f32>)> = None;
+            for rp in of_len(r) {
+                for cp in &col_opts {
+                    if rp.is_none() && cp.is_none() {
+                        continue;
+                    }
+                    let pv = rearrange(&ta.values, r, c, rp, *cp);
+                    let ps = ta.steps.as_ref().map(|st| rearrange(st, r, c, rp, *cp));
+                    let (v, deferred) = compare_values(ta, &pv, ps.as_deref(), tb, full_spectra);
+                    let st = strength(&v);
+                    if best.as_ref().is_none_or(|b| st > b.0) {
+                        best = Some((st, v, deferred, pv));
+                    }
+                }
+            }
+            if let Some((st, v, deferred, pv)) = best
+                && st > strength(&out[k].verdict)
+                && !matches!(v, TensorVerdict::Changed { cosine, .. } if cosine < PERM_BELOW)
+            {
+                permuted += 1;
+                if !matches!(v, TensorVerdict::Identical) {
+                    permuted_changed += 1;
+                }
+                if deferred {
+                    pending.push((k, i, j, Cow::Owned(pv)));
+                }
+                out[k].verdict = v;
+                out[k].align = Some(Align::Permuted);
+            }
+        }
+    }
+    if permuted_changed > 0 {
+        notes.push(format!(
+            "{permuted_changed} tensor(s) compared after matching reordered rows or columns \
+             (permuted hidden units, or GGUF's Q/K row order)"
+        ));
     }
     // 5. leftovers: if both sides' leftovers hold the same multiset, they are a rearrangement
     // (fused QKV, fused GRU biases, reshapes) of each other.
@@ -574,7 +1120,6 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             ((hi as u64) << 32) | lo as u64
         })
     };
-    let mut notes = Vec::new();
     if !left_a.is_empty()
         && !left_b.is_empty()
         && msum(&a.tensors, &left_a) == msum(&b.tensors, &left_b)
@@ -617,7 +1162,69 @@ pub fn diff_loaded(a: &Loaded, b: &Loaded) -> DiffReport {
             });
         }
     }
-    classify(a, b, out, permuted, notes)
+    if !pending.is_empty() && edit_possible(a, b, &out) {
+        for (k, i, j, av) in pending {
+            let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
+            let compute = || delta_spectrum(&av, tb);
+            let (r, e) = match cache {
+                Some(c) => {
+                    // the alignment is a function of the two tensors' values and shapes:
+                    // key it by a's values as laid out (digest of av when rearranged)
+                    let ka = if matches!(av, Cow::Borrowed(_)) {
+                        ta.digest
+                    } else {
+                        *blake3_of(&f32_bytes(&av)).as_bytes()
+                    };
+                    c.spectrum(((ka, tb.digest, None), squeeze(&tb.shape)), compute)
+                }
+                None => compute(),
+            };
+            if let TensorVerdict::Changed {
+                delta_rank,
+                top_energy,
+                ..
+            } = &mut out[k].verdict
+            {
+                *delta_rank = r;
+                *top_energy = e;
+            }
+        }
+    }
+    classify(a, b, out, permuted, permuted_changed, notes)
+}
+
+/// Whether [`classify`] could answer `edit` given the delta spectra: every other condition of
+/// that relation, and of the relations tested before it, holds without them.
+fn edit_possible(a: &Loaded, b: &Loaded, out: &[TensorDiff]) -> bool {
+    if a.model_id == b.model_id {
+        return false;
+    }
+    let (mut equiv, mut high, mut low, mut added, mut removed) = (0, 0, 0, 0, 0);
+    for t in out {
+        match &t.verdict {
+            TensorVerdict::Identical
+            | TensorVerdict::CastEquivalent { .. }
+            | TensorVerdict::QuantizationEquivalent { .. } => equiv += 1,
+            TensorVerdict::Changed { cosine, .. } => {
+                if *cosine >= 0.5 {
+                    high += 1
+                } else {
+                    low += 1
+                }
+            }
+            TensorVerdict::Added => added += 1,
+            TensorVerdict::Removed => removed += 1,
+            TensorVerdict::Pruned { .. } => {}
+        }
+    }
+    // (a deferred spectrum implies a changed tensor with cosine >= 0.5, which rules out
+    // identical/copy/cast/quantized/pruned/head-only before `edit` is tested)
+    equiv > 0
+        && added == 0
+        && removed == 0
+        && high > 0
+        && low == 0
+        && high * 10 <= out.len().max(10)
 }
 
 fn kurtosis(v: &[f32]) -> f64 {
@@ -633,6 +1240,7 @@ fn classify(
     b: &Loaded,
     tensors: Vec<TensorDiff>,
     permuted: usize,
+    permuted_changed: usize,
     mut notes: Vec<String>,
 ) -> DiffReport {
     let mut e = Evidence {
@@ -800,10 +1408,14 @@ fn classify(
             if let (Some(ta), Some(tb)) = (ta, tb) {
                 let s = squeeze(&tb.shape);
                 if s.len() == 2
-                    && let Some((av, _)) = aligned(ta, tb)
+                    && let Some((av, al)) = aligned(ta, tb)
                 {
-                    na += top_singular(&av, s[0], s[1], 1)[0];
-                    nb += top_singular(&tb.values, s[0], s[1], 1)[0];
+                    na += if al == Align::Direct {
+                        ta.spectral_norm()
+                    } else {
+                        top_singular(&av, s[0], s[1], 1)[0]
+                    };
+                    nb += tb.spectral_norm();
                 }
             }
         }
@@ -854,9 +1466,10 @@ fn classify(
             ));
         }
     }
-    if permuted > 0 {
+    if permuted > permuted_changed {
         notes.push(format!(
-            "{permuted} tensor(s) identical after matching permuted hidden units"
+            "{} tensor(s) identical after matching permuted hidden units",
+            permuted - permuted_changed
         ));
     }
     e.notes = notes;
@@ -878,4 +1491,83 @@ fn classify(
 
 pub fn diff(a: &Model, b: &Model) -> Result<DiffReport> {
     Ok(diff_loaded(&Loaded::load(a)?, &Loaded::load(b)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_mat_vec_is_bit_identical_to_row_sums() {
+        for (r, c) in [(1, 5), (8, 8), (17, 33), (128, 128), (3, 0)] {
+            let d: Vec<f32> = (0..r * c)
+                .map(|i| (mix64(i as u64) >> 40) as f32 / 1e6 - 8.0)
+                .collect();
+            let v: Vec<f64> = (0..c)
+                .map(|j| (mix64(j as u64 + 99) >> 11) as f64 / 1e15)
+                .collect();
+            let want: Vec<f64> = (0..r)
+                .map(|i| (0..c).map(|j| d[i * c + j] as f64 * v[j]).sum())
+                .collect();
+            let got = mat_vec(&d, r, c, &v);
+            assert_eq!(
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{r}x{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampled_cosines_need_no_materialised_alignment() {
+        let mk = |shape: Vec<usize>, seed: u64| {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n)
+                .map(|i| (mix64(seed ^ i as u64) >> 40) as f32 / 1e7)
+                .collect();
+            let sample: Vec<f32> = sample_positions(n).map(|i| values[i]).collect();
+            LT {
+                name: "t".into(),
+                dtype: DType::F32,
+                shape,
+                quantized: false,
+                sample_mean: mean_f64(&sample),
+                sample,
+                digest: *blake3_of(&f32_bytes(&values)).as_bytes(),
+                multiset: 0,
+                values,
+                steps: None,
+                rows: OnceLock::new(),
+                sigma1: OnceLock::new(),
+                profiles: OnceLock::new(),
+            }
+        };
+        for (sa, sb) in [
+            (vec![96, 96], vec![96, 96]),
+            (vec![70, 90], vec![90, 70]),
+            (vec![1, 5000], vec![5000]),
+        ] {
+            let (a, b) = (mk(sa.clone(), 1), mk(sb.clone(), 2));
+            let l = layouts(&a, &b);
+            if l.direct {
+                let plain = {
+                    let idx: Vec<usize> = sample_positions(a.values.len()).collect();
+                    let x: Vec<f32> = idx.iter().map(|&k| a.values[k]).collect();
+                    let y: Vec<f32> = idx.iter().map(|&k| b.values[k]).collect();
+                    centred_cos(&x, &y)
+                };
+                assert_eq!(sampled_cos_as(&a, &b, None).to_bits(), plain.to_bits());
+            }
+            if let Some((r, c)) = l.transposed {
+                let t = transpose(&a.values, r, c);
+                let idx: Vec<usize> = sample_positions(t.len()).collect();
+                let x: Vec<f32> = idx.iter().map(|&k| t[k]).collect();
+                let y: Vec<f32> = idx.iter().map(|&k| b.values[k]).collect();
+                assert_eq!(
+                    sampled_cos_as(&a, &b, Some((r, c))).to_bits(),
+                    centred_cos(&x, &y).to_bits()
+                );
+            }
+        }
+    }
 }

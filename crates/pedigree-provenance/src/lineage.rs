@@ -8,8 +8,11 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::diff::{DiffReport, Direction, Evidence, Loaded, Relation, diff_loaded};
-use crate::fingerprint::{is_embedding, row_digest, sketch};
+use crate::card::name_key;
+use crate::diff::{
+    DiffReport, Direction, Evidence, Loaded, PairCache, Relation, Spectra, diff_loaded_cached,
+};
+use crate::fingerprint::{is_embedding, simhash_of};
 use crate::index::{Index, Keys};
 use crate::model::Model;
 
@@ -56,22 +59,16 @@ pub fn keys_of(l: &Loaded) -> Keys {
     let mut k = Keys::default();
     for t in &l.tensors {
         let d64 = u64::from_be_bytes(t.digest[..8].try_into().unwrap_or([0; 8]));
-        let rows: Option<Vec<u64>> = (is_embedding(&t.name, &t.shape) && t.shape[1] > 0)
-            .then(|| t.values.chunks(t.shape[1]).map(row_digest).collect());
-        let sh = u64::from_str_radix(&sketch(&t.values).simhash, 16).unwrap_or(0);
-        k.add_tensor(
-            d64,
-            t.multiset,
-            rows.as_deref(),
-            &t.shape,
-            sh,
-            t.values.len(),
-        );
+        let rows: Option<&[u64]> =
+            (is_embedding(&t.name, &t.shape) && t.shape[1] > 0).then(|| t.row_digests());
+        let sh = simhash_of(&t.values, &t.sample);
+        k.add_tensor(d64, t.multiset, rows, &t.shape, sh, t.values.len());
     }
     k
 }
 
-fn base_confidence(r: &DiffReport) -> f32 {
+/// Confidence of a verified relation before the orientation factor.
+pub fn base_confidence(r: &DiffReport) -> f32 {
     let e = &r.evidence;
     match r.relation {
         Relation::Identical => 1.0,
@@ -88,12 +85,35 @@ fn base_confidence(r: &DiffReport) -> f32 {
 }
 
 pub fn lineage(paths: &[PathBuf]) -> Result<LineageReport> {
+    // Each model is read once: open, values, digests, samples and identity in one go.
     let models: Vec<Model> = paths
         .par_iter()
         .map(|p| Model::open(p))
         .collect::<Result<_>>()?;
     let loaded: Vec<Loaded> = models.par_iter().map(Loaded::load).collect::<Result<_>>()?;
     lineage_loaded(&models, &loaded)
+}
+
+/// Models that several cards may name, keyed as [`crate::card::same_name`] compares.
+struct NameMap {
+    /// name key -> indices of the models with that name, ascending
+    models: HashMap<String, Vec<usize>>,
+}
+
+impl NameMap {
+    fn new(loaded: &[Loaded]) -> NameMap {
+        let mut models: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, l) in loaded.iter().enumerate() {
+            models.entry(name_key(&l.name)).or_default().push(i);
+        }
+        NameMap { models }
+    }
+    /// The first model other than `i` that `declared` names.
+    fn first_other(&self, declared: &str, i: usize) -> Option<usize> {
+        self.models
+            .get(&name_key(declared))
+            .and_then(|v| v.iter().copied().find(|&j| j != i))
+    }
 }
 
 pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageReport> {
@@ -112,9 +132,18 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             }
         }
     }
+    // Every candidate pair verified by the diff; tensor-pair results (a frozen tensor is in
+    // many models) shared through one cache, delta spectra only where an edit is possible.
+    let cache = PairCache::default();
     let reports: Vec<(usize, usize, DiffReport)> = pairs
         .par_iter()
-        .map(|&(i, j)| (i, j, diff_loaded(&loaded[i], &loaded[j])))
+        .map(|&(i, j)| {
+            (
+                i,
+                j,
+                diff_loaded_cached(&loaded[i], &loaded[j], Spectra::AsNeeded, &cache),
+            )
+        })
         .collect();
     let related: Vec<&(usize, usize, DiffReport)> = reports
         .iter()
@@ -127,13 +156,25 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
         degree[*i] += 1;
         degree[*j] += 1;
     }
-    let declared_by_others: Vec<usize> = (0..n)
-        .map(|i| {
-            (0..n)
-                .filter(|&j| j != i && loaded[j].card.declares(&loaded[i].name))
-                .count()
-        })
-        .collect();
+    // How many other cards name each model: one pass over the cards, not one per pair.
+    let names = NameMap::new(loaded);
+    let mut declared_by_others = vec![0usize; n];
+    for (j, l) in loaded.iter().enumerate() {
+        let mut named: Vec<usize> = l
+            .card
+            .base_model
+            .iter()
+            .filter_map(|b| names.models.get(&name_key(b)))
+            .flatten()
+            .copied()
+            .filter(|&i| i != j)
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        for i in named {
+            declared_by_others[i] += 1;
+        }
+    }
 
     // Candidate directed edges (parent, child, report, oriented_by).
     let mut cands: Vec<(usize, usize, &DiffReport, String)> = Vec::new();
@@ -312,9 +353,7 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             }
             None => {
                 for b in &card.base_model {
-                    if let Some(j) =
-                        (0..n).find(|&j| j != i && crate::card::same_name(b, &loaded[j].name))
-                    {
+                    if let Some(j) = names.first_other(b, i) {
                         findings.push(Finding {
                             model: loaded[i].name.clone(),
                             kind: "declared-parent-unrelated".into(),

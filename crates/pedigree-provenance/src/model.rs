@@ -26,7 +26,8 @@ pub struct TRef {
     pub quantized: bool,
 }
 
-const WEIGHT_EXT: [&str; 10] = [
+/// File extensions read as weight files in a model directory.
+pub const WEIGHT_EXT: [&str; 10] = [
     "safetensors",
     "pt",
     "pth",

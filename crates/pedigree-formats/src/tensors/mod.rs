@@ -488,6 +488,17 @@ impl TensorFile {
         }
     }
 
+    /// The bytes of the file itself as they were read (in memory or mapped): one read pass can
+    /// feed a whole-file digest (the OMS identity) and the per-tensor digests.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.bufs[0].bytes()
+    }
+
+    /// Whether the file's bytes are memory-mapped (large files) rather than read into memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bufs[0], Buf::Map(_))
+    }
+
     /// Zero-copy bytes of a dense little-endian `f32` tensor (the hashing fast path).
     pub fn f32_le_bytes(&self, i: usize) -> Option<&[u8]> {
         let t = self.tensors.get(i)?;

@@ -40,7 +40,7 @@ if [ "${ONLY:-upload}" = upload ] || [ -z "${ONLY:-}" ]; then
     rm -rf "$DATA/blobs/sha256"   # a fresh blob each run (the server skips nothing: PUT always writes)
     t0=$(date +%s.%N)
     code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
-      -H 'Content-Type: application/octet-stream' --data-binary @"$SRC" "$URL/v1/blobs/$DIGEST")
+      -H 'Content-Type: application/octet-stream' -T "$SRC" "$URL/v1/blobs/$DIGEST")
     t1=$(date +%s.%N)
     [ "$code" = 201 ] || { echo "upload failed: HTTP $code"; exit 1; }
     up+=("$(echo "$t1 - $t0" | bc)")

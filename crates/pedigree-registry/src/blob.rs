@@ -56,11 +56,16 @@ pub struct Staged {
 }
 
 /// Streams bytes to a staging file while hashing them; `finish` fsyncs and returns the digest.
+///
+/// Hashing runs on its own thread, fed the same reference-counted chunks the writer writes, so
+/// SHA-256 and the disk work in parallel instead of one after the other; writes go through a
+/// large buffer so each blocking-pool round trip moves megabytes, not one network chunk.
 pub struct StagingWriter {
-    file: tokio::fs::File,
+    file: tokio::io::BufWriter<tokio::fs::File>,
     path: PathBuf,
-    hasher: Sha256,
     size: u64,
+    to_hasher: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    hasher: Option<std::thread::JoinHandle<[u8; 32]>>,
 }
 
 impl StagingWriter {
@@ -68,35 +73,52 @@ impl StagingWriter {
         tokio::fs::create_dir_all(dir).await?;
         let path = dir.join(format!("stage-{}", uuid::Uuid::new_v4()));
         let file = tokio::fs::File::create(&path).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(256);
+        let hasher = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                h.update(&chunk);
+            }
+            h.finalize().into()
+        });
         Ok(StagingWriter {
-            file,
+            file: tokio::io::BufWriter::with_capacity(4 << 20, file),
             path,
-            hasher: Sha256::new(),
             size: 0,
+            to_hasher: Some(tx),
+            hasher: Some(hasher),
         })
     }
 
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
-        // Hash on this task while the write is in flight would need a second buffer copy; the
-        // write goes to the page cache, so hashing inline keeps one pass over hot data.
-        self.hasher.update(chunk);
-        self.file.write_all(chunk).await?;
+    pub async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), BlobError> {
+        if let Some(tx) = &self.to_hasher {
+            if tx.send(chunk.clone()).await.is_err() {
+                return Err(BlobError::Io(std::io::Error::other("hashing thread stopped")));
+            }
+        }
+        self.file.write_all(&chunk).await?;
         self.size += chunk.len() as u64;
         Ok(())
     }
 
     pub async fn finish(mut self) -> Result<Staged, BlobError> {
         self.file.flush().await?;
-        self.file.sync_all().await?;
+        self.file.get_mut().sync_all().await?;
+        drop(self.to_hasher.take());
+        let handle = self.hasher.take().expect("hasher thread present until finish");
+        let digest = tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
+            .map_err(|_| BlobError::Io(std::io::Error::other("hashing thread panicked")))?;
         Ok(Staged {
-            path: self.path,
+            path: self.path.clone(),
             size: self.size,
-            digest: format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            digest: format!("sha256:{}", hex::encode(digest)),
         })
     }
 
-    pub async fn abort(self) {
-        drop(self.file);
+    pub async fn abort(mut self) {
+        drop(self.to_hasher.take());
         let _ = tokio::fs::remove_file(&self.path).await;
     }
 }

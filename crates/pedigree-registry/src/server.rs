@@ -410,7 +410,7 @@ async fn stage_body(st: &AppState, body: Body) -> ApiResult<Staged> {
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) => {
-                if let Err(e) = w.write(&c).await {
+                if let Err(e) = w.write(c).await {
                     w.abort().await;
                     return Err(e.into());
                 }

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     opts.limits.max_opcodes = 1_000_000;
     for joblib in [false, true] {
         opts.joblib_arrays = joblib;
-        for mode in [ReadMode::InMemory, ReadMode::FileNoPeek, ReadMode::PurePython] {
+        for mode in [
+            ReadMode::InMemory,
+            ReadMode::FileNoPeek,
+            ReadMode::PurePython,
+        ] {
             let _ = analyze_stream(data, &opts, mode);
         }
     }

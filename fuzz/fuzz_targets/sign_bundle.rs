@@ -19,7 +19,9 @@ fn p256_scalar_pem(scalar: &[u8]) -> String {
     // SEC1 ECPrivateKey DER: SEQUENCE { INTEGER 1, OCTET STRING scalar, [0] OID prime256v1 }
     let mut der = vec![0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20];
     der.extend_from_slice(scalar);
-    der.extend_from_slice(&[0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
+    der.extend_from_slice(&[
+        0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
     use std::fmt::Write;
     let b64 = base64_encode(&der);
     let mut s = String::from("-----BEGIN EC PRIVATE KEY-----\n");
@@ -34,7 +36,9 @@ fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -49,7 +53,10 @@ fn base64_encode(data: &[u8]) -> String {
 fuzz_target!(|data: &[u8]| {
     if let Ok(b) = pedigree_sign::Bundle::parse(data) {
         let _ = b.statement();
-        let trust = pedigree_sign::TrustStore { keys: vec![key().public_key()], ..Default::default() };
+        let trust = pedigree_sign::TrustStore {
+            keys: vec![key().public_key()],
+            ..Default::default()
+        };
         let _ = pedigree_sign::verify_bundle(&b, &trust);
     }
     // Also treat the input as a statement payload directly.

@@ -69,7 +69,11 @@ fn synthetic_parents(models: usize, family: usize) -> Vec<i64> {
             if next > models {
                 break;
             }
-            parent[next] = if k % 3 == 0 { (next - 1) as i64 } else { root as i64 };
+            parent[next] = if k % 3 == 0 {
+                (next - 1) as i64
+            } else {
+                root as i64
+            };
             next += 1;
         }
     }
@@ -86,11 +90,16 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
         println!("registry already built: {n} versions");
         return Ok(());
     }
-    anyhow::ensure!(n == 0, "data dir holds a different registry ({n} versions); use a fresh one");
+    anyhow::ensure!(
+        n == 0,
+        "data dir holds a different registry ({n} versions); use a fresh one"
+    );
     let t = Instant::now();
     let parent = synthetic_parents(models, family);
     let mut conn = pool.acquire().await?;
-    sqlx::query("PRAGMA synchronous=OFF").execute(&mut *conn).await?; // bulk load only
+    sqlx::query("PRAGMA synchronous=OFF")
+        .execute(&mut *conn)
+        .await?; // bulk load only
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for chunk_start in (1..=models).step_by(5000) {
         let end = (chunk_start + 5000).min(models + 1);
@@ -120,7 +129,10 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
                     qe.push(',');
                 }
                 any = true;
-                qe.push_str(&format!("({}, {i}, 'inferred', 'finetune', 0.9, '{{}}')", parent[i]));
+                qe.push_str(&format!(
+                    "({}, {i}, 'inferred', 'finetune', 0.9, '{{}}')",
+                    parent[i]
+                ));
             }
         }
         if any {
@@ -129,7 +141,9 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
     }
     // Deployments: one per 100 versions.
     for chunk_start in (1..=models).step_by(100 * 5000) {
-        let mut q = String::from("INSERT INTO deployments (name, environment, version_id, updated_at) VALUES ");
+        let mut q = String::from(
+            "INSERT INTO deployments (name, environment, version_id, updated_at) VALUES ",
+        );
         let mut first = true;
         for i in (chunk_start..(chunk_start + 100 * 5000).min(models + 1)).step_by(100) {
             if !first {
@@ -141,7 +155,9 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
         sqlx::query(&q).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
+    sqlx::query("PRAGMA synchronous=FULL")
+        .execute(&mut *conn)
+        .await?;
     println!(
         "built {models} versions, family of {family} descendants, in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -157,18 +173,22 @@ async fn main() -> anyhow::Result<()> {
     let family = arg(&args, "--family", 100_000);
     let runs = arg(&args, "--runs", 5);
     std::fs::create_dir_all(&dir)?;
-    let store = SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display())).await?;
+    let store =
+        SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display())).await?;
     build(&store, models, family).await?;
 
-    let (mut load, mut walk, mut cte, mut commit, mut withdraw) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut load, mut walk, mut cte, mut commit, mut withdraw) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let mut affected_n = 0;
     for run in 0..runs {
         // Graph load: what a server does at start (and then grows incrementally).
         let t = Instant::now();
         let mut g = LineageGraph::new();
-        let rows = sqlx::query("SELECT rowid_, parent, child, confidence FROM lineage_edges ORDER BY rowid_")
-            .fetch_all(store.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT rowid_, parent, child, confidence FROM lineage_edges ORDER BY rowid_",
+        )
+        .fetch_all(store.pool())
+        .await?;
         for r in &rows {
             let c: f64 = r.try_get("confidence")?;
             g.add_edge(r.try_get("parent")?, r.try_get("child")?, c as f32);
@@ -190,7 +210,10 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .try_get("n")?;
         cte.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(n as usize == affected_n, "SQL walk found {n}, graph walk {affected_n}");
+        anyhow::ensure!(
+            n as usize == affected_n,
+            "SQL walk found {n}, graph walk {affected_n}"
+        );
 
         let adv = AdvisoryRecord {
             id: format!("BENCH-{run}"),
@@ -207,7 +230,11 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let r = store.flag(&adv, &[1], 0.6, "bench").await?;
         commit.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(r.at_risk.len() == affected_n, "flag marked {} of {affected_n}", r.at_risk.len());
+        anyhow::ensure!(
+            r.at_risk.len() == affected_n,
+            "flag marked {} of {affected_n}",
+            r.at_risk.len()
+        );
         let t = Instant::now();
         store.unflag(&adv.id, "benchmark cleanup", "bench").await?;
         withdraw.push(t.elapsed().as_secs_f64() * 1e3);

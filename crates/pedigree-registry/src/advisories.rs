@@ -19,7 +19,13 @@ pub async fn resolve_affected(store: &dyn MetaStore, adv: &Advisory) -> Result<V
             }
         }
         for ident in &a.identities {
-            out.extend(store.versions_with_identity(ident).await?.into_iter().map(|v| v.id));
+            out.extend(
+                store
+                    .versions_with_identity(ident)
+                    .await?
+                    .into_iter()
+                    .map(|v| v.id),
+            );
         }
     }
     out.sort_unstable();

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -134,7 +134,11 @@ impl Authenticator {
         let hash = rec.hash.clone();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(secret.as_bytes(), &h)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -175,8 +179,16 @@ mod tests {
         let h = hash_secret(&secret);
         assert!(h.starts_with("$argon2id$"));
         let parsed = PasswordHash::new(&h).unwrap();
-        assert!(Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok());
-        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        assert!(
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong", &parsed)
+                .is_err()
+        );
         assert_eq!(split("pdg_short_x"), None);
         assert_eq!(split("bearer"), None);
     }
@@ -186,7 +198,10 @@ mod tests {
         let p = Principal {
             token_id: "x".into(),
             name: "p".into(),
-            grants: vec![Grant { role: Role::Publisher, namespace: "acme".into() }],
+            grants: vec![Grant {
+                role: Role::Publisher,
+                namespace: "acme".into(),
+            }],
         };
         assert!(p.can_publish("acme"));
         assert!(!p.can_publish("other"));
@@ -196,7 +211,10 @@ mod tests {
         let a = Principal {
             token_id: "y".into(),
             name: "a".into(),
-            grants: vec![Grant { role: Role::Admin, namespace: "*".into() }],
+            grants: vec![Grant {
+                role: Role::Admin,
+                namespace: "*".into(),
+            }],
         };
         assert!(a.can_publish("any") && a.can_approve("any") && a.is_admin());
     }

@@ -93,7 +93,9 @@ impl StagingWriter {
     pub async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), BlobError> {
         if let Some(tx) = &self.to_hasher {
             if tx.send(chunk.clone()).await.is_err() {
-                return Err(BlobError::Io(std::io::Error::other("hashing thread stopped")));
+                return Err(BlobError::Io(std::io::Error::other(
+                    "hashing thread stopped",
+                )));
             }
         }
         self.file.write_all(&chunk).await?;
@@ -105,7 +107,10 @@ impl StagingWriter {
         self.file.flush().await?;
         self.file.get_mut().sync_all().await?;
         drop(self.to_hasher.take());
-        let handle = self.hasher.take().expect("hasher thread present until finish");
+        let handle = self
+            .hasher
+            .take()
+            .expect("hasher thread present until finish");
         let digest = tokio::task::spawn_blocking(move || handle.join())
             .await
             .map_err(|e| BlobError::Io(std::io::Error::other(e)))?

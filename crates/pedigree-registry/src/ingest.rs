@@ -102,7 +102,11 @@ impl Ingestor {
         };
         if let Err(e) = self.process(&job).await {
             let msg = format!("{e:#}");
-            tracing::warn!("ingest job {} (version {}) failed: {msg}", job.id, job.version_id);
+            tracing::warn!(
+                "ingest job {} (version {}) failed: {msg}",
+                job.id,
+                job.version_id
+            );
             if job.attempts >= MAX_ATTEMPTS {
                 self.store.fail_job(job.id, &msg, false).await?;
                 let decision = json!({"outcome": "rejected", "reasons": [{
@@ -173,8 +177,15 @@ impl Ingestor {
             .await??
         };
         let (edges, lineage_findings) = self.lineage(&v, &analysis, prepared).await?;
-        let (_, decision) = evaluate(&*self.store, &policy, &v, &analysis, &edges, &lineage_findings)
-            .await?;
+        let (_, decision) = evaluate(
+            &*self.store,
+            &policy,
+            &v,
+            &analysis,
+            &edges,
+            &lineage_findings,
+        )
+        .await?;
         let state = match decision.outcome {
             policy::Outcome::Approved => "approved",
             policy::Outcome::Held => "held",
@@ -253,7 +264,10 @@ impl Ingestor {
             let rel = match &prepared {
                 Some(p) => {
                     let dir = self.version_dir(c);
-                    if materialize(&*self.store, &*self.blobs, c, &dir).await.is_err() {
+                    if materialize(&*self.store, &*self.blobs, c, &dir)
+                        .await
+                        .is_err()
+                    {
                         continue;
                     }
                     let p = p.clone();
@@ -296,7 +310,10 @@ impl Ingestor {
         // Inferred parent: the single best verified candidate (siblings share the frozen layers
         // of their common base as much as the base does; on a tie the older upload wins).
         let mut best: Option<&(VersionRow, Option<Relationship>)> = None;
-        for cand in verified.iter().filter(|(_, r)| matches!(r, Some(r) if !r.parent_is_new)) {
+        for cand in verified
+            .iter()
+            .filter(|(_, r)| matches!(r, Some(r) if !r.parent_is_new))
+        {
             let c = cand.1.as_ref().map(|r| r.confidence).unwrap_or(0.0);
             match best {
                 None => best = Some(cand),

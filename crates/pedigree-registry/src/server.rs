@@ -67,7 +67,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
     fn details(mut self, d: Value) -> ApiError {
         self.details = Some(d);
@@ -103,7 +108,11 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => bad(m),
             other => {
                 tracing::error!("store: {other}");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string())
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    other.to_string(),
+                )
             }
         }
     }
@@ -123,7 +132,11 @@ impl From<blob::BlobError> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{e:#}"),
+        )
     }
 }
 
@@ -134,7 +147,8 @@ type ApiResult<T> = Result<T, ApiError>;
 /// A relative path with only normal components, `/`-separated; `None` for anything that could
 /// escape the model directory or means something else on another OS.
 pub fn safe_relative_path(p: &str) -> Option<PathBuf> {
-    if p.is_empty() || p.len() > 1024 || p.contains('\\') || p.contains('\0') || p.starts_with('/') {
+    if p.is_empty() || p.len() > 1024 || p.contains('\\') || p.contains('\0') || p.starts_with('/')
+    {
         return None;
     }
     let path = Path::new(p);
@@ -151,8 +165,7 @@ pub fn safe_relative_path(p: &str) -> Option<PathBuf> {
 fn valid_segment(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !s.starts_with('.')
 }
@@ -163,13 +176,21 @@ async fn principal(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing bearer token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "missing bearer token",
+            )
         })?;
     st.auth
         .authenticate(&*st.store, token.trim())
         .await
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "invalid or revoked token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "invalid or revoked token",
+            )
         })
 }
 
@@ -203,11 +224,15 @@ pub fn parse_ref(s: &str) -> Option<(String, String, String)> {
 pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<String>)> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let url = cfg.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", cfg.data_dir.join("registry.db").display())
-    });
-    let store: Arc<dyn MetaStore> =
-        Arc::new(SqlStore::connect(&url).await?.with_anchor(cfg.data_dir.join("audit.head")));
+    let url = cfg
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", cfg.data_dir.join("registry.db").display()));
+    let store: Arc<dyn MetaStore> = Arc::new(
+        SqlStore::connect(&url)
+            .await?
+            .with_anchor(cfg.data_dir.join("audit.head")),
+    );
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(cfg.data_dir.join("blobs"))?);
     let policy = match &cfg.policy {
         Some(p) => Policy::load(p).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?,
@@ -218,7 +243,10 @@ pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<S
         let (t, _) = auth::create_token(
             &*store,
             "admin",
-            vec![Grant { role: Role::Admin, namespace: "*".into() }],
+            vec![Grant {
+                role: Role::Admin,
+                namespace: "*".into(),
+            }],
             "system",
         )
         .await?;
@@ -327,15 +355,29 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/uploads", post(start_upload))
         .route(
             "/v1/uploads/{id}",
-            axum::routing::head(upload_offset).patch(upload_chunk).put(finish_upload),
+            axum::routing::head(upload_offset)
+                .patch(upload_chunk)
+                .put(finish_upload),
         )
         .route("/v1/models", get(list_models))
         .route("/v1/models/{ns}/{name}/versions", post(create_version))
         .route("/v1/models/{ns}/{name}/versions/{ver}", get(version_status))
-        .route("/v1/models/{ns}/{name}/versions/{ver}/files", get(list_files))
-        .route("/v1/models/{ns}/{name}/versions/{ver}/files/{*path}", get(download))
-        .route("/v1/models/{ns}/{name}/versions/{ver}/reports/{kind}", get(get_report))
-        .route("/v1/models/{ns}/{name}/versions/{ver}/decision", post(decide))
+        .route(
+            "/v1/models/{ns}/{name}/versions/{ver}/files",
+            get(list_files),
+        )
+        .route(
+            "/v1/models/{ns}/{name}/versions/{ver}/files/{*path}",
+            get(download),
+        )
+        .route(
+            "/v1/models/{ns}/{name}/versions/{ver}/reports/{kind}",
+            get(get_report),
+        )
+        .route(
+            "/v1/models/{ns}/{name}/versions/{ver}/decision",
+            post(decide),
+        )
         .route("/v1/policy/test", post(policy_test))
         .route("/v1/advisories", post(flag).get(list_advisories))
         .route("/v1/advisories/feed", get(export_feed).post(import_feed))
@@ -366,7 +408,11 @@ struct TokenReq {
     grants: Vec<Grant>,
 }
 
-async fn create_token(State(st): St, headers: HeaderMap, Json(req): Json<TokenReq>) -> ApiResult<Response> {
+async fn create_token(
+    State(st): St,
+    headers: HeaderMap,
+    Json(req): Json<TokenReq>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_admin() {
         return Err(forbidden("creating tokens needs the admin role"));
@@ -380,7 +426,11 @@ async fn create_token(State(st): St, headers: HeaderMap, Json(req): Json<TokenRe
     Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))).into_response())
 }
 
-async fn revoke_token(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+async fn revoke_token(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_admin() {
         return Err(forbidden("revoking tokens needs the admin role"));
@@ -392,7 +442,11 @@ async fn revoke_token(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<St
 
 // ------------------------------------------------------------------------------------ blobs
 
-async fn head_blob(State(st): St, headers: HeaderMap, UrlPath(digest): UrlPath<String>) -> ApiResult<Response> {
+async fn head_blob(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(digest): UrlPath<String>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_any_publisher() {
         return Err(forbidden("checking blobs needs a publisher role"));
@@ -439,7 +493,11 @@ async fn put_blob(
     let size = staged.size;
     st.blobs.put_file(&digest, staged).await?;
     st.store.record_blob(&digest, size).await?;
-    Ok((StatusCode::CREATED, Json(json!({"digest": digest, "size": size}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"digest": digest, "size": size})),
+    )
+        .into_response())
 }
 
 async fn start_upload(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
@@ -449,7 +507,9 @@ async fn start_upload(State(st): St, headers: HeaderMap) -> ApiResult<Response> 
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = st.data_dir.join("uploads").join(&id);
-    tokio::fs::File::create(&path).await.map_err(blob::BlobError::from)?;
+    tokio::fs::File::create(&path)
+        .await
+        .map_err(blob::BlobError::from)?;
     st.store.create_upload(&id, &p.token_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "offset": 0}))).into_response())
 }
@@ -467,10 +527,17 @@ async fn upload_owned(st: &AppState, p: &Principal, id: &str) -> ApiResult<PathB
     }
 }
 
-async fn upload_offset(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+async fn upload_offset(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     let path = upload_owned(&st, &p, &id).await?;
-    let len = tokio::fs::metadata(&path).await.map_err(blob::BlobError::from)?.len();
+    let len = tokio::fs::metadata(&path)
+        .await
+        .map_err(blob::BlobError::from)?
+        .len();
     Ok((StatusCode::OK, [("upload-offset", len.to_string())]).into_response())
 }
 
@@ -512,7 +579,9 @@ async fn upload_chunk(
         hasher
     } else {
         hasher = Sha256::new();
-        f.seek(std::io::SeekFrom::Start(0)).await.map_err(blob::BlobError::from)?;
+        f.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(blob::BlobError::from)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut left = len;
         while left > 0 {
@@ -526,7 +595,9 @@ async fn upload_chunk(
         }
         hasher
     };
-    f.seek(std::io::SeekFrom::Start(len)).await.map_err(blob::BlobError::from)?;
+    f.seek(std::io::SeekFrom::Start(len))
+        .await
+        .map_err(blob::BlobError::from)?;
     let mut written = 0u64;
     let mut stream = body.into_data_stream();
     let mut failed = None;
@@ -555,7 +626,11 @@ async fn upload_chunk(
     f.sync_all().await.map_err(blob::BlobError::from)?;
     let new_len = len + written;
     st.uploads.lock().await.insert(id, (new_len, hasher));
-    Ok((StatusCode::ACCEPTED, [("upload-offset", new_len.to_string())]).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [("upload-offset", new_len.to_string())],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -572,7 +647,10 @@ async fn finish_upload(
     let p = principal(&st, &headers).await?;
     let path = upload_owned(&st, &p, &id).await?;
     blob::parse_digest(&q.digest)?;
-    let len = tokio::fs::metadata(&path).await.map_err(blob::BlobError::from)?.len();
+    let len = tokio::fs::metadata(&path)
+        .await
+        .map_err(blob::BlobError::from)?
+        .len();
     let cached = st.uploads.lock().await.remove(&id);
     let actual = match cached {
         Some((n, h)) if n == len => format!("sha256:{}", hex::encode(h.finalize())),
@@ -596,11 +674,22 @@ async fn finish_upload(
         )));
     }
     st.blobs
-        .put_file(&q.digest, Staged { path, size: len, digest: actual })
+        .put_file(
+            &q.digest,
+            Staged {
+                path,
+                size: len,
+                digest: actual,
+            },
+        )
         .await?;
     st.store.record_blob(&q.digest, len).await?;
     st.store.delete_upload(&id).await?;
-    Ok((StatusCode::CREATED, Json(json!({"digest": q.digest, "size": len}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"digest": q.digest, "size": len})),
+    )
+        .into_response())
 }
 
 // ------------------------------------------------------------------------------------ versions
@@ -619,10 +708,14 @@ async fn create_version(
 ) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !valid_segment(&ns) || !valid_segment(&name) || !valid_segment(&req.version) {
-        return Err(bad("namespace, name and version use [A-Za-z0-9._-], at most 128 characters, not starting with '.'"));
+        return Err(bad(
+            "namespace, name and version use [A-Za-z0-9._-], at most 128 characters, not starting with '.'",
+        ));
     }
     if !p.can_publish(&ns) {
-        return Err(forbidden(format!("publishing to namespace {ns} needs its publisher role")));
+        return Err(forbidden(format!(
+            "publishing to namespace {ns} needs its publisher role"
+        )));
     }
     if req.files.is_empty() || req.files.len() > 100_000 {
         return Err(bad("a version has between 1 and 100000 files"));
@@ -638,14 +731,29 @@ async fn create_version(
         match st.blobs.exists(&f.digest).await? {
             Some(n) if n == f.size => {}
             Some(n) => {
-                return Err(bad(format!("{}: size {} but blob {} has {n} bytes", f.path, f.size, f.digest)));
+                return Err(bad(format!(
+                    "{}: size {} but blob {} has {n} bytes",
+                    f.path, f.size, f.digest
+                )));
             }
-            None => return Err(bad(format!("{}: blob {} was not uploaded", f.path, f.digest))),
+            None => {
+                return Err(bad(format!(
+                    "{}: blob {} was not uploaded",
+                    f.path, f.digest
+                )));
+            }
         }
     }
     let id = st
         .store
-        .create_version(&ns, &name, &req.version, &p.token_id, &req.files, &p.token_id)
+        .create_version(
+            &ns,
+            &name,
+            &req.version,
+            &p.token_id,
+            &req.files,
+            &p.token_id,
+        )
         .await?;
     st.notify.notify_waiters();
     Ok((
@@ -662,11 +770,19 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list_models(State(st): St, headers: HeaderMap, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+async fn list_models(
+    State(st): St,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     let rows = st
         .store
-        .list_versions(&VersionFilter { namespace: q.namespace, state: q.state, limit: q.limit })
+        .list_versions(&VersionFilter {
+            namespace: q.namespace,
+            state: q.state,
+            limit: q.limit,
+        })
         .await?;
     let rows: Vec<VersionRow> = rows.into_iter().filter(|v| can_see(&p, v)).collect();
     let ids: Vec<i64> = rows.iter().map(|v| v.id).collect();
@@ -762,7 +878,8 @@ async fn download_refusal(st: &AppState, v: &VersionRow) -> ApiResult<Option<Api
             s => format!("is {s}, not approved"),
         };
         return Ok(Some(
-            forbidden(format!("{} {why}", v.label())).details(json!({"state": v.state, "decision": v.decision})),
+            forbidden(format!("{} {why}", v.label()))
+                .details(json!({"state": v.state, "decision": v.decision})),
         ));
     }
     let flags = st.store.flags_of(&[v.id]).await?;
@@ -771,7 +888,10 @@ async fn download_refusal(st: &AppState, v: &VersionRow) -> ApiResult<Option<Api
         let why = if f.kind == "flagged" {
             format!("is flagged by advisory {}", f.advisory_id)
         } else {
-            format!("is at risk: it descends from a model flagged by advisory {}", f.advisory_id)
+            format!(
+                "is at risk: it descends from a model flagged by advisory {}",
+                f.advisory_id
+            )
         };
         return Ok(Some(
             ApiError::new(StatusCode::FORBIDDEN, "blocked", format!("{} {why}", v.label()))
@@ -822,7 +942,10 @@ async fn download(
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(d) = HeaderValue::from_str(&f.digest) {
         h.insert("x-pedigree-digest", d);
     }
@@ -843,18 +966,27 @@ async fn decide(
 ) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.can_approve(&ns) {
-        return Err(forbidden(format!("deciding on {ns} models needs its approver role")));
+        return Err(forbidden(format!(
+            "deciding on {ns} models needs its approver role"
+        )));
     }
     let v = version_or_404(&st, &ns, &name, &ver).await?;
     if !matches!(req.state.as_str(), "approved" | "rejected") || req.reason.trim().is_empty() {
         return Err(bad("state must be approved or rejected, with a reason"));
     }
     if v.state == "quarantined" {
-        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "the ingest has not finished"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the ingest has not finished",
+        ));
     }
     let mut decision = v.decision.clone().unwrap_or(json!({}));
-    decision["override"] = json!({"by": p.token_id, "state": req.state, "reason": req.reason, "previous": v.state});
-    st.store.decide(v.id, &req.state, &decision, &p.token_id).await?;
+    decision["override"] =
+        json!({"by": p.token_id, "state": req.state, "reason": req.reason, "previous": v.state});
+    st.store
+        .decide(v.id, &req.state, &decision, &p.token_id)
+        .await?;
     Ok(Json(json!({"model": v.label(), "state": req.state})).into_response())
 }
 
@@ -870,19 +1002,29 @@ struct PolicyTestReq {
     policy: Option<String>,
 }
 
-async fn policy_test(State(st): St, headers: HeaderMap, Json(req): Json<PolicyTestReq>) -> ApiResult<Response> {
+async fn policy_test(
+    State(st): St,
+    headers: HeaderMap,
+    Json(req): Json<PolicyTestReq>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
-    let (ns, name, ver) = parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
+    let (ns, name, ver) =
+        parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
     if !p.can_publish(&ns) && !p.can_approve(&ns) {
-        return Err(forbidden(format!("a policy test on {ns} needs its publisher or approver role")));
+        return Err(forbidden(format!(
+            "a policy test on {ns} needs its publisher or approver role"
+        )));
     }
     let policy = match &req.policy {
         Some(t) => {
             // A policy sent by a client must not make the server read its own files.
             if t.contains("public_key_file") {
-                return Err(bad("a policy sent for a dry run must give keys inline (public_key), not public_key_file"));
+                return Err(bad(
+                    "a policy sent for a dry run must give keys inline (public_key), not public_key_file",
+                ));
             }
-            Policy::from_toml_str(t, Path::new("/nonexistent")).map_err(|e| bad(format!("policy: {e}")))?
+            Policy::from_toml_str(t, Path::new("/nonexistent"))
+                .map_err(|e| bad(format!("policy: {e}")))?
         }
         None => st.policy.read().await.clone(),
     };
@@ -890,17 +1032,31 @@ async fn policy_test(State(st): St, headers: HeaderMap, Json(req): Json<PolicyTe
     let (v, analysis, edges, findings) = match (&req.analysis, existing) {
         (Some(a), ex) => {
             let v = ex.unwrap_or(VersionRow {
-                id: -1, model_id: -1, namespace: ns.clone(), name: name.clone(), version: ver.clone(),
-                state: "quarantined".into(), identity: None, publisher: p.token_id.clone(),
-                created_at: now_ms(), decided_at: None, decision: None,
+                id: -1,
+                model_id: -1,
+                namespace: ns.clone(),
+                name: name.clone(),
+                version: ver.clone(),
+                state: "quarantined".into(),
+                identity: None,
+                publisher: p.token_id.clone(),
+                created_at: now_ms(),
+                decided_at: None,
+                decision: None,
             });
             // Declared bases resolved by name, as ingest would.
             let mut edges = Vec::new();
             for b in &a.card.base_model {
                 if let Some((bns, bname)) = b.split_once('/') {
                     if let Some(pv) = st.store.latest_version_of(bns, bname).await? {
-                        edges.push(crate::store::NewEdge { parent: pv.id, child: v.id, source: "declared".into(),
-                            relation: "declared".into(), confidence: 1.0, evidence: json!({}) });
+                        edges.push(crate::store::NewEdge {
+                            parent: pv.id,
+                            child: v.id,
+                            source: "declared".into(),
+                            relation: "declared".into(),
+                            confidence: 1.0,
+                            evidence: json!({}),
+                        });
                     }
                 }
             }
@@ -910,23 +1066,52 @@ async fn policy_test(State(st): St, headers: HeaderMap, Json(req): Json<PolicyTe
             if !can_see(&p, &v) {
                 return Err(not_found(format!("{} not found", req.model)));
             }
-            let body = st.store.report(v.id, "analysis").await?
+            let body = st
+                .store
+                .report(v.id, "analysis")
+                .await?
                 .ok_or_else(|| bad(format!("{} has not been analysed yet", req.model)))?;
             let mut val: Value = serde_json::from_str(&body).map_err(|e| anyhow::anyhow!(e))?;
-            let findings: Vec<String> = val.get("lineage_findings").and_then(|f| serde_json::from_value(f.clone()).ok()).unwrap_or_default();
+            let findings: Vec<String> = val
+                .get("lineage_findings")
+                .and_then(|f| serde_json::from_value(f.clone()).ok())
+                .unwrap_or_default();
             if let Some(m) = val.as_object_mut() {
                 m.insert("fingerprint".into(), Value::Null);
                 m.insert("bom".into(), Value::Null);
             }
-            let a: crate::analysis::Analysis = serde_json::from_value(val).map_err(|e| anyhow::anyhow!(e))?;
-            let edges = st.store.edges_of(v.id).await?.into_iter().filter(|e| e.child == v.id).map(|e| crate::store::NewEdge {
-                parent: e.parent, child: e.child, source: e.source, relation: e.relation, confidence: e.confidence, evidence: e.evidence }).collect::<Vec<_>>();
+            let a: crate::analysis::Analysis =
+                serde_json::from_value(val).map_err(|e| anyhow::anyhow!(e))?;
+            let edges = st
+                .store
+                .edges_of(v.id)
+                .await?
+                .into_iter()
+                .filter(|e| e.child == v.id)
+                .map(|e| crate::store::NewEdge {
+                    parent: e.parent,
+                    child: e.child,
+                    source: e.source,
+                    relation: e.relation,
+                    confidence: e.confidence,
+                    evidence: e.evidence,
+                })
+                .collect::<Vec<_>>();
             (v, a, edges, findings)
         }
-        (None, None) => return Err(not_found(format!("{} not found; send an analysis to test a new model", req.model))),
+        (None, None) => {
+            return Err(not_found(format!(
+                "{} not found; send an analysis to test a new model",
+                req.model
+            )));
+        }
     };
-    let (candidate, decision) = ingest::evaluate(&*st.store, &policy, &v, &analysis, &edges, &findings).await?;
-    Ok(Json(json!({"model": req.model, "dry_run": true, "decision": decision, "candidate": candidate})).into_response())
+    let (candidate, decision) =
+        ingest::evaluate(&*st.store, &policy, &v, &analysis, &edges, &findings).await?;
+    Ok(Json(
+        json!({"model": req.model, "dry_run": true, "decision": decision, "candidate": candidate}),
+    )
+    .into_response())
 }
 
 // ------------------------------------------------------------------------------------ advisories
@@ -946,25 +1131,43 @@ async fn flag(State(st): St, headers: HeaderMap, Json(req): Json<FlagReq>) -> Ap
     if !p.is_any_approver() {
         return Err(forbidden("flagging needs the approver or admin role"));
     }
-    if req.id.is_empty() || req.id.len() > 128 || !matches!(req.severity.as_str(), "low" | "medium" | "high" | "critical") {
-        return Err(bad("advisory id (≤128 chars) and severity (low|medium|high|critical) required"));
+    if req.id.is_empty()
+        || req.id.len() > 128
+        || !matches!(
+            req.severity.as_str(),
+            "low" | "medium" | "high" | "critical"
+        )
+    {
+        return Err(bad(
+            "advisory id (≤128 chars) and severity (low|medium|high|critical) required",
+        ));
     }
     if req.versions.is_empty() {
         return Err(bad("an advisory names at least one version"));
     }
     let mut roots = Vec::new();
     for r in &req.versions {
-        let (ns, name, ver) = parse_ref(r).ok_or_else(|| bad(format!("bad version reference {r:?}")))?;
+        let (ns, name, ver) =
+            parse_ref(r).ok_or_else(|| bad(format!("bad version reference {r:?}")))?;
         if !p.can_approve(&ns) {
-            return Err(forbidden(format!("flagging {ns} models needs its approver role")));
+            return Err(forbidden(format!(
+                "flagging {ns} models needs its approver role"
+            )));
         }
         roots.push(version_or_404(&st, &ns, &name, &ver).await?.id);
     }
     let body = json!({"id": req.id, "severity": req.severity, "summary": req.summary,
                       "trigger": req.trigger, "versions": req.versions});
     let adv = AdvisoryRecord {
-        id: req.id.clone(), severity: req.severity, summary: req.summary, trigger: req.trigger,
-        source: "local".into(), body, created_at: now_ms(), withdrawn_at: None, withdrawn_reason: None,
+        id: req.id.clone(),
+        severity: req.severity,
+        summary: req.summary,
+        trigger: req.trigger,
+        source: "local".into(),
+        body,
+        created_at: now_ms(),
+        withdrawn_at: None,
+        withdrawn_reason: None,
     };
     let min_conf = st.policy.read().await.min_confidence() as f64;
     let r = st.store.flag(&adv, &roots, min_conf, &p.token_id).await?;
@@ -977,12 +1180,20 @@ struct UnflagReq {
     justification: String,
 }
 
-async fn unflag(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>, Json(req): Json<UnflagReq>) -> ApiResult<Response> {
+async fn unflag(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Json(req): Json<UnflagReq>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_any_approver() {
         return Err(forbidden("unflagging needs the approver or admin role"));
     }
-    let n = st.store.unflag(&id, &req.justification, &p.token_id).await?;
+    let n = st
+        .store
+        .unflag(&id, &req.justification, &p.token_id)
+        .await?;
     Ok(Json(json!({"advisory": id, "cleared": n})).into_response())
 }
 
@@ -999,9 +1210,16 @@ async fn list_advisories(State(st): St, headers: HeaderMap) -> ApiResult<Respons
     Ok(Json(json!({"advisories": list})).into_response())
 }
 
-async fn advisory_impact(State(st): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+async fn advisory_impact(
+    State(st): St,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
-    st.store.advisory(&id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
+    st.store
+        .advisory(&id)
+        .await?
+        .ok_or_else(|| not_found(format!("advisory {id} not found")))?;
     Ok(Json(impact_of_advisory(&st, &id, &p).await?).into_response())
 }
 
@@ -1017,7 +1235,11 @@ async fn version_impact(
     }
     let flags = st.store.flags_of(&[v.id]).await?;
     let mut out = Vec::new();
-    for adv in flags.iter().map(|f| f.advisory_id.clone()).collect::<std::collections::BTreeSet<_>>() {
+    for adv in flags
+        .iter()
+        .map(|f| f.advisory_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         out.push(impact_of_advisory(&st, &adv, &p).await?);
     }
     Ok(Json(json!({"model": v.label(), "advisories": out})).into_response())
@@ -1028,7 +1250,11 @@ async fn version_impact(
 /// Only versions the caller may see are listed (with their deployments); `hidden` counts the rest,
 /// so a publisher learns that the cascade reaches further without learning other teams' models.
 pub async fn impact_of_advisory(st: &AppState, id: &str, p: &Principal) -> ApiResult<Value> {
-    let adv = st.store.advisory(id).await?.ok_or_else(|| not_found(format!("advisory {id} not found")))?;
+    let adv = st
+        .store
+        .advisory(id)
+        .await?
+        .ok_or_else(|| not_found(format!("advisory {id} not found")))?;
     let all_flags = st.store.flags_for_advisory(id).await?;
     let all_ids: Vec<i64> = all_flags.iter().map(|f| f.version_id).collect();
     let rows: HashMap<i64, VersionRow> = st
@@ -1039,7 +1265,10 @@ pub async fn impact_of_advisory(st: &AppState, id: &str, p: &Principal) -> ApiRe
         .filter(|v| can_see(p, v))
         .map(|v| (v.id, v))
         .collect();
-    let flags: Vec<_> = all_flags.into_iter().filter(|f| rows.contains_key(&f.version_id)).collect();
+    let flags: Vec<_> = all_flags
+        .into_iter()
+        .filter(|f| rows.contains_key(&f.version_id))
+        .collect();
     let hidden = all_ids.len() - flags.len();
     let ids: Vec<i64> = flags.iter().map(|f| f.version_id).collect();
     let deployments = st.store.deployments_of(&ids).await?;
@@ -1052,16 +1281,33 @@ pub async fn impact_of_advisory(st: &AppState, id: &str, p: &Principal) -> ApiRe
     let mut by_id: HashMap<i64, VersionRow> = HashMap::new();
     for m in &model_ids {
         for v in st.store.versions_of_model(*m).await? {
-            all_versions.push(VersionInfo { id: v.id, model_id: v.model_id, label: v.label(), created_seq: v.id, approved: v.state == "approved" });
+            all_versions.push(VersionInfo {
+                id: v.id,
+                model_id: v.model_id,
+                label: v.label(),
+                created_seq: v.id,
+                approved: v.state == "approved",
+            });
             by_id.insert(v.id, v);
         }
     }
     // Versions flagged by any other advisory are not "good" either.
     let all_ids: Vec<i64> = all_versions.iter().map(|v| v.id).collect();
     let mut bad_all = bad.clone();
-    bad_all.extend(st.store.flags_of(&all_ids).await?.into_iter().map(|f| f.version_id));
+    bad_all.extend(
+        st.store
+            .flags_of(&all_ids)
+            .await?
+            .into_iter()
+            .map(|f| f.version_id),
+    );
     let lkg = cascade::last_known_good(&all_versions, &bad_all);
-    let label = |i: i64| rows.get(&i).or_else(|| by_id.get(&i)).map(|v| v.label()).unwrap_or_else(|| i.to_string());
+    let label = |i: i64| {
+        rows.get(&i)
+            .or_else(|| by_id.get(&i))
+            .map(|v| v.label())
+            .unwrap_or_else(|| i.to_string())
+    };
     let entries: Vec<Value> = flags
         .iter()
         .map(|f| {
@@ -1073,7 +1319,11 @@ pub async fn impact_of_advisory(st: &AppState, id: &str, p: &Principal) -> ApiRe
         .collect();
     let mut lkg_out = BTreeMap::new();
     for (m, good) in &lkg {
-        let model = by_id.values().find(|v| v.model_id == *m).map(|v| format!("{}/{}", v.namespace, v.name)).unwrap_or_default();
+        let model = by_id
+            .values()
+            .find(|v| v.model_id == *m)
+            .map(|v| format!("{}/{}", v.namespace, v.name))
+            .unwrap_or_default();
         lkg_out.insert(model, good.map(label));
     }
     Ok(json!({
@@ -1091,18 +1341,35 @@ async fn export_feed(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     let mut advisories = Vec::new();
     for a in st.store.advisories().await? {
         let flags = st.store.flags_for_advisory(&a.id).await?;
-        let roots: Vec<i64> = flags.iter().filter(|f| f.kind == "flagged").map(|f| f.version_id).collect();
-        let versions: Vec<VersionRow> =
-            st.store.versions_by_ids(&roots).await?.into_iter().filter(|v| can_see(&p, v)).collect();
+        let roots: Vec<i64> = flags
+            .iter()
+            .filter(|f| f.kind == "flagged")
+            .map(|f| f.version_id)
+            .collect();
+        let versions: Vec<VersionRow> = st
+            .store
+            .versions_by_ids(&roots)
+            .await?
+            .into_iter()
+            .filter(|v| can_see(&p, v))
+            .collect();
         if versions.is_empty() {
             continue; // nothing this caller may see, and a feed entry needs an affected model
         }
         advisories.push(crate::advisories::advisory_from_record(&a, &versions));
     }
-    Ok(([(header::CONTENT_TYPE, "application/json")], advisory_feed::to_feed(&advisories)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        advisory_feed::to_feed(&advisories),
+    )
+        .into_response())
 }
 
-async fn import_feed(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn import_feed(
+    State(st): St,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_admin() {
         return Err(forbidden("importing advisories needs the admin role"));
@@ -1114,7 +1381,10 @@ async fn import_feed(State(st): St, headers: HeaderMap, body: axum::body::Bytes)
         let roots = crate::advisories::resolve_affected(&*st.store, adv).await?;
         if adv.withdrawn.is_some() {
             if st.store.advisory(&adv.id).await?.is_some() {
-                let n = st.store.unflag(&adv.id, "withdrawn by the imported feed", &p.token_id).await?;
+                let n = st
+                    .store
+                    .unflag(&adv.id, "withdrawn by the imported feed", &p.token_id)
+                    .await?;
                 results.push(json!({"id": adv.id, "withdrawn": true, "cleared": n}));
             }
             continue;
@@ -1144,9 +1414,12 @@ async fn deploy(
     Json(req): Json<DeployReq>,
 ) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
-    let (ns, mname, ver) = parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
+    let (ns, mname, ver) =
+        parse_ref(&req.model).ok_or_else(|| bad("model must read ns/name:version"))?;
     if !p.can_publish(&ns) {
-        return Err(forbidden(format!("recording a deployment of {ns} models needs its publisher role")));
+        return Err(forbidden(format!(
+            "recording a deployment of {ns} models needs its publisher role"
+        )));
     }
     if !valid_segment(&name) || !valid_segment(&env) {
         return Err(bad("deployment name and environment use [A-Za-z0-9._-]"));
@@ -1154,15 +1427,24 @@ async fn deploy(
     let v = version_or_404(&st, &ns, &mname, &ver).await?;
     st.store.deploy(&name, &env, v.id, &p.token_id).await?;
     let blocked = download_refusal(&st, &v).await?.map(|e| e.message);
-    Ok(Json(json!({"deployment": name, "environment": env, "model": v.label(), "warning": blocked})).into_response())
+    Ok(Json(
+        json!({"deployment": name, "environment": env, "model": v.label(), "warning": blocked}),
+    )
+    .into_response())
 }
 
 async fn list_deployments(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     let d = st.store.deployments().await?;
     let ids: Vec<i64> = d.iter().map(|d| d.version_id).collect();
-    let labels: HashMap<i64, String> = st.store.versions_by_ids(&ids).await?.into_iter()
-        .filter(|v| p.can_read(&v.namespace)).map(|v| (v.id, v.label())).collect();
+    let labels: HashMap<i64, String> = st
+        .store
+        .versions_by_ids(&ids)
+        .await?
+        .into_iter()
+        .filter(|v| p.can_read(&v.namespace))
+        .map(|v| (v.id, v.label()))
+        .collect();
     let out: Vec<Value> = d.iter().filter(|d| labels.contains_key(&d.version_id)).map(|d| json!({"name": d.name, "environment": d.environment, "model": labels.get(&d.version_id), "updated_at": d.updated_at})).collect();
     Ok(Json(json!({"deployments": out})).into_response())
 }
@@ -1174,15 +1456,30 @@ struct WebhookReq {
     events: Option<String>,
 }
 
-async fn add_webhook(State(st): St, headers: HeaderMap, Json(req): Json<WebhookReq>) -> ApiResult<Response> {
+async fn add_webhook(
+    State(st): St,
+    headers: HeaderMap,
+    Json(req): Json<WebhookReq>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_admin() {
         return Err(forbidden("webhooks need the admin role"));
     }
-    if !(req.url.starts_with("http://") || req.url.starts_with("https://")) || req.secret.len() < 16 {
-        return Err(bad("webhook url must be http(s) and the secret at least 16 characters"));
+    if !(req.url.starts_with("http://") || req.url.starts_with("https://")) || req.secret.len() < 16
+    {
+        return Err(bad(
+            "webhook url must be http(s) and the secret at least 16 characters",
+        ));
     }
-    let id = st.store.add_webhook(&req.url, &req.secret, req.events.as_deref().unwrap_or("*"), &p.token_id).await?;
+    let id = st
+        .store
+        .add_webhook(
+            &req.url,
+            &req.secret,
+            req.events.as_deref().unwrap_or("*"),
+            &p.token_id,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
@@ -1192,12 +1489,22 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
-async fn audit_log(State(st): St, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Response> {
+async fn audit_log(
+    State(st): St,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
     let p = principal(&st, &headers).await?;
     if !p.is_admin() {
         return Err(forbidden("the audit log needs the admin role"));
     }
-    let entries = st.store.audit_entries(q.from.unwrap_or(1), q.limit.unwrap_or(1000).clamp(1, 10_000)).await?;
+    let entries = st
+        .store
+        .audit_entries(
+            q.from.unwrap_or(1),
+            q.limit.unwrap_or(1000).clamp(1, 10_000),
+        )
+        .await?;
     Ok(Json(json!({"entries": entries})).into_response())
 }
 
@@ -1240,20 +1547,36 @@ mod tests {
         }
         served.remove("\", get(|| async { \"ok\" }))\n        ");
         for (path, methods) in &served {
-            let entry = paths.get(path).unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+            let entry = paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} missing from openapi.json"));
             for m in methods {
-                assert!(entry.get(m).is_some(), "{m} {path} missing from openapi.json");
+                assert!(
+                    entry.get(m).is_some(),
+                    "{m} {path} missing from openapi.json"
+                );
             }
         }
         for path in paths.keys() {
-            assert!(served.contains_key(path), "openapi.json documents {path}, which is not served");
+            assert!(
+                served.contains_key(path),
+                "openapi.json documents {path}, which is not served"
+            );
         }
     }
 
     #[test]
     fn paths_and_refs() {
         assert!(safe_relative_path("a/b.safetensors").is_some());
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a\\b", "./", "a/./b/.."] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a\\b",
+            "./",
+            "a/./b/..",
+        ] {
             assert!(safe_relative_path(bad).is_none(), "{bad}");
         }
         assert_eq!(

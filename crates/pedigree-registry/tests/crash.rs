@@ -64,7 +64,11 @@ fn start(dir: &Path) -> Server {
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, url: url.expect("server printed its URL"), token }
+    Server {
+        child,
+        url: url.expect("server printed its URL"),
+        token,
+    }
 }
 
 fn kill(mut s: Server) {
@@ -91,10 +95,17 @@ fn check_blob_dir(dir: &Path) {
         if e.file_type().is_file() {
             let name = e.file_name().to_str().unwrap().to_string();
             let bytes = std::fs::read(e.path()).unwrap();
-            assert_eq!(hex::encode(Sha256::digest(&bytes)), name, "blob {} is corrupt", e.path().display());
+            assert_eq!(
+                hex::encode(Sha256::digest(&bytes)),
+                name,
+                "blob {} is corrupt",
+                e.path().display()
+            );
         }
     }
-    let staged = std::fs::read_dir(dir.join("staging")).map(|d| d.count()).unwrap_or(0);
+    let staged = std::fs::read_dir(dir.join("staging"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(staged, 0, "staging not cleared at start");
 }
 
@@ -118,7 +129,10 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
         let (tok, blobs, versions) = (token.clone(), acked_blobs.clone(), acked_versions.clone());
         let mut wseed = rand_u64(&mut seed);
         let worker = std::thread::spawn(move || {
-            let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let c = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
             for k in 0.. {
                 let size = 1 + (rand_u64(&mut wseed) % (3 << 20)) as usize;
                 let mut data = vec![0u8; size];
@@ -128,21 +142,46 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
                 data[..8].copy_from_slice(&wseed.to_le_bytes());
                 let d = digest(&data);
                 let ok = if k % 2 == 0 {
-                    c.put(format!("{url}/v1/blobs/{d}")).bearer_auth(&tok).body(data.clone()).send()
-                        .map(|r| r.status().is_success()).unwrap_or(false)
+                    c.put(format!("{url}/v1/blobs/{d}"))
+                        .bearer_auth(&tok)
+                        .body(data.clone())
+                        .send()
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false)
                 } else {
                     // Resumable: two chunks, then finish.
                     (|| -> Option<bool> {
-                        let r: Value = c.post(format!("{url}/v1/uploads")).bearer_auth(&tok).send().ok()?.json().ok()?;
+                        let r: Value = c
+                            .post(format!("{url}/v1/uploads"))
+                            .bearer_auth(&tok)
+                            .send()
+                            .ok()?
+                            .json()
+                            .ok()?;
                         let id = r["id"].as_str()?.to_string();
                         let mid = size / 2;
                         for (off, part) in [(0, &data[..mid]), (mid, &data[mid..])] {
-                            let r = c.patch(format!("{url}/v1/uploads/{id}")).bearer_auth(&tok)
-                                .header("upload-offset", off.to_string()).body(part.to_vec()).send().ok()?;
-                            if !r.status().is_success() { return Some(false); }
+                            let r = c
+                                .patch(format!("{url}/v1/uploads/{id}"))
+                                .bearer_auth(&tok)
+                                .header("upload-offset", off.to_string())
+                                .body(part.to_vec())
+                                .send()
+                                .ok()?;
+                            if !r.status().is_success() {
+                                return Some(false);
+                            }
                         }
-                        Some(c.put(format!("{url}/v1/uploads/{id}?digest={d}")).bearer_auth(&tok).send().ok()?.status().is_success())
-                    })().unwrap_or(false)
+                        Some(
+                            c.put(format!("{url}/v1/uploads/{id}?digest={d}"))
+                                .bearer_auth(&tok)
+                                .send()
+                                .ok()?
+                                .status()
+                                .is_success(),
+                        )
+                    })()
+                    .unwrap_or(false)
                 };
                 if !ok {
                     return; // the server is gone
@@ -150,7 +189,12 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
                 blobs.lock().unwrap().push((d.clone(), size as u64));
                 let ver = format!("{it}.{k}");
                 let body = json!({"version": ver, "files": [{"path": "weights.bin", "digest": d, "size": size}]});
-                match c.post(format!("{url}/v1/models/crash/m/versions")).bearer_auth(&tok).json(&body).send() {
+                match c
+                    .post(format!("{url}/v1/models/crash/m/versions"))
+                    .bearer_auth(&tok)
+                    .json(&body)
+                    .send()
+                {
                     Ok(r) if r.status().is_success() => versions.lock().unwrap().push(ver),
                     _ => return,
                 }
@@ -165,38 +209,91 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
         check_blob_dir(&dir);
         let c = reqwest::blocking::Client::new();
         for (d, size) in acked_blobs.lock().unwrap().iter() {
-            let r = c.head(format!("{}/v1/blobs/{d}", s.url)).bearer_auth(&token).send().unwrap();
-            assert_eq!(r.status(), 200, "acknowledged blob {d} lost after kill -9 (iteration {it})");
-            assert_eq!(r.headers()["content-length"].to_str().unwrap(), size.to_string());
+            let r = c
+                .head(format!("{}/v1/blobs/{d}", s.url))
+                .bearer_auth(&token)
+                .send()
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                200,
+                "acknowledged blob {d} lost after kill -9 (iteration {it})"
+            );
+            assert_eq!(
+                r.headers()["content-length"].to_str().unwrap(),
+                size.to_string()
+            );
         }
         for v in acked_versions.lock().unwrap().iter() {
-            let r = c.get(format!("{}/v1/models/crash/m/versions/{v}", s.url)).bearer_auth(&token).send().unwrap();
-            assert_eq!(r.status(), 200, "acknowledged version {v} lost (iteration {it})");
+            let r = c
+                .get(format!("{}/v1/models/crash/m/versions/{v}", s.url))
+                .bearer_auth(&token)
+                .send()
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                200,
+                "acknowledged version {v} lost (iteration {it})"
+            );
         }
         kill(s);
     }
-    assert!(acked_versions.lock().unwrap().len() >= iterations, "the test should acknowledge work to check");
+    assert!(
+        acked_versions.lock().unwrap().len() >= iterations,
+        "the test should acknowledge work to check"
+    );
 }
 
 /// A family of `n` descendants under version 1, built through the store (as ingest would).
 async fn seed_family(dir: &Path, n: usize) -> i64 {
-    let store = SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display())).await.unwrap();
-    let f = [NewFile { path: "w.bin".into(), digest: format!("sha256:{}", "0".repeat(64)), size: 1 }];
+    let store = SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display()))
+        .await
+        .unwrap();
+    let f = [NewFile {
+        path: "w.bin".into(),
+        digest: format!("sha256:{}", "0".repeat(64)),
+        size: 1,
+    }];
     let mut ids = Vec::new();
     for i in 0..=n {
-        let id = store.create_version("fam", &format!("m{i}"), "1.0", "seed", &f, "seed").await.unwrap();
+        let id = store
+            .create_version("fam", &format!("m{i}"), "1.0", "seed", &f, "seed")
+            .await
+            .unwrap();
         ids.push(id);
     }
-    let jobs: Vec<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>("SELECT id, version_id FROM jobs ORDER BY id")
-        .fetch_all(store.pool()).await.unwrap();
+    let jobs: Vec<(i64, i64)> =
+        sqlx::query_as::<_, (i64, i64)>("SELECT id, version_id FROM jobs ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     for (k, (job, vid)) in jobs.iter().enumerate() {
-        let edges = if k == 0 { vec![] } else {
+        let edges = if k == 0 {
+            vec![]
+        } else {
             // A tree: each version's parent is an earlier one.
-            vec![NewEdge { parent: ids[(k - 1) / 4], child: *vid, source: "inferred".into(),
-                relation: "finetune".into(), confidence: 0.9, evidence: json!({}) }]
+            vec![NewEdge {
+                parent: ids[(k - 1) / 4],
+                child: *vid,
+                source: "inferred".into(),
+                relation: "finetune".into(),
+                confidence: 0.9,
+                evidence: json!({}),
+            }]
         };
-        store.finish_ingest(&IngestCommit { job_id: *job, version_id: *vid, identity: format!("sha256:{vid:064x}"),
-            reports: vec![], edges, state: "approved".into(), decision: json!({}), min_confidence: 0.6 }).await.unwrap();
+        store
+            .finish_ingest(&IngestCommit {
+                job_id: *job,
+                version_id: *vid,
+                identity: format!("sha256:{vid:064x}"),
+                reports: vec![],
+                edges,
+                state: "approved".into(),
+                decision: json!({}),
+                min_confidence: 0.6,
+            })
+            .await
+            .unwrap();
     }
     ids[0]
 }
@@ -219,8 +316,17 @@ fn kill9_during_flag_is_all_or_nothing() {
     let s = start(&dir);
     let t0 = Instant::now();
     let body = json!({"id": "ADV-calibrate", "severity": "critical", "summary": "calibration", "versions": ["fam/m0:1.0"]});
-    let r = reqwest::blocking::Client::new().post(format!("{}/v1/advisories", s.url)).bearer_auth(&token).json(&body).send().unwrap();
-    assert!(r.status().is_success(), "calibration flag failed: {}", r.status());
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/advisories", s.url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "calibration flag failed: {}",
+        r.status()
+    );
     let window_ms = (t0.elapsed().as_millis() as u64 * 2).max(20);
     kill(s);
     let mut seed = 0xfeed_beef_1234_5678u64;
@@ -233,20 +339,45 @@ fn kill9_during_flag_is_all_or_nothing() {
         let id2 = id.clone();
         let t = std::thread::spawn(move || {
             let body = json!({"id": id2, "severity": "critical", "summary": "crash test", "versions": ["fam/m0:1.0"]});
-            let _ = reqwest::blocking::Client::new().post(format!("{url}/v1/advisories")).bearer_auth(&tok).json(&body).send();
+            let _ = reqwest::blocking::Client::new()
+                .post(format!("{url}/v1/advisories"))
+                .bearer_auth(&tok)
+                .json(&body)
+                .send();
         });
         std::thread::sleep(Duration::from_millis(rand_u64(&mut seed) % window_ms));
         kill(s);
         t.join().unwrap();
         let (adv, flags) = rt.block_on(async {
-            let store = SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display())).await.unwrap();
-            (store.advisory(&id).await.unwrap(), store.flags_for_advisory(&id).await.unwrap().len())
+            let store =
+                SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display()))
+                    .await
+                    .unwrap();
+            (
+                store.advisory(&id).await.unwrap(),
+                store.flags_for_advisory(&id).await.unwrap().len(),
+            )
         });
         match adv {
-            None => { assert_eq!(flags, 0, "flags without their advisory (iteration {it})"); absent += 1 }
-            Some(_) => { assert_eq!(flags, family + 1, "a half-done cascade is visible (iteration {it})"); complete += 1 }
+            None => {
+                assert_eq!(flags, 0, "flags without their advisory (iteration {it})");
+                absent += 1
+            }
+            Some(_) => {
+                assert_eq!(
+                    flags,
+                    family + 1,
+                    "a half-done cascade is visible (iteration {it})"
+                );
+                complete += 1
+            }
         }
     }
-    eprintln!("flag crash test: {complete} complete, {absent} absent (kills within {window_ms} ms)");
-    assert!(complete > 0 && absent > 0, "random kills should land both before and after the commit ({complete} complete, {absent} absent)");
+    eprintln!(
+        "flag crash test: {complete} complete, {absent} absent (kills within {window_ms} ms)"
+    );
+    assert!(
+        complete > 0 && absent > 0,
+        "random kills should land both before and after the commit ({complete} complete, {absent} absent)"
+    );
 }

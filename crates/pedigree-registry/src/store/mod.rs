@@ -229,8 +229,12 @@ pub trait MetaStore: Send + Sync {
         files: &[NewFile],
         actor: &str,
     ) -> Result<i64>;
-    async fn find_version(&self, namespace: &str, name: &str, version: &str)
-    -> Result<Option<VersionRow>>;
+    async fn find_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<VersionRow>>;
     async fn version_by_id(&self, id: i64) -> Result<Option<VersionRow>>;
     async fn versions_by_ids(&self, ids: &[i64]) -> Result<Vec<VersionRow>>;
     async fn versions_of_model(&self, model_id: i64) -> Result<Vec<VersionRow>>;
@@ -271,8 +275,13 @@ pub trait MetaStore: Send + Sync {
     async fn advisory(&self, id: &str) -> Result<Option<AdvisoryRecord>>;
 
     // --- deployments
-    async fn deploy(&self, name: &str, environment: &str, version_id: i64, actor: &str)
-    -> Result<()>;
+    async fn deploy(
+        &self,
+        name: &str,
+        environment: &str,
+        version_id: i64,
+        actor: &str,
+    ) -> Result<()>;
     async fn deployments_of(&self, version_ids: &[i64]) -> Result<Vec<DeploymentRow>>;
     async fn deployments(&self) -> Result<Vec<DeploymentRow>>;
 
@@ -283,10 +292,18 @@ pub trait MetaStore: Send + Sync {
     async fn outbox_retry(&self, id: i64, error: &str, next_at: i64, give_up: bool) -> Result<()>;
 
     // --- audit
-    async fn audit_entries(&self, from_seq: i64, limit: i64)
-    -> Result<Vec<crate::audit::AuditEntry>>;
-    async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &Value)
-    -> Result<crate::audit::AuditEntry>;
+    async fn audit_entries(
+        &self,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::AuditEntry>>;
+    async fn audit_append(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &Value,
+    ) -> Result<crate::audit::AuditEntry>;
 }
 
 pub fn now_ms() -> i64 {

@@ -116,11 +116,8 @@ impl SqlStore {
         } else {
             url.to_string()
         };
-        let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite {
-            4
-        } else {
-            16
-        });
+        let mut opts =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
         if backend == Backend::Sqlite {
             opts = opts.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -213,7 +210,10 @@ impl SqlStore {
             .fetch_optional(&mut **tx)
             .await?;
         let (seq, prev) = match last {
-            Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
+            Some(r) => (
+                r.try_get::<i64, _>("seq")? + 1,
+                r.try_get::<String, _>("hash")?,
+            ),
             None => (1, audit::GENESIS.to_string()),
         };
         let at = now_ms();
@@ -347,10 +347,8 @@ impl SqlStore {
             .into_iter()
             .filter(|a| !root_set.contains(&a.version) && !existing.contains_key(&a.version))
             .collect();
-        let mut rows: Vec<(i64, &str, Option<i64>, i64)> = new_roots
-            .iter()
-            .map(|&r| (r, "flagged", None, 0))
-            .collect();
+        let mut rows: Vec<(i64, &str, Option<i64>, i64)> =
+            new_roots.iter().map(|&r| (r, "flagged", None, 0)).collect();
         rows.extend(
             new_at_risk
                 .iter()
@@ -389,7 +387,12 @@ impl SqlStore {
                 _ => query.bind(Option::<String>::None),
             };
         }
-        query.fetch_all(&self.pool).await?.iter().map(row_version).collect()
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_version)
+            .collect()
     }
 }
 
@@ -574,11 +577,12 @@ impl MetaStore for SqlStore {
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("id")?;
-            let exists = sqlx::query("SELECT id FROM versions WHERE model_id = $1 AND version = $2")
-                .bind(model_id)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists =
+                sqlx::query("SELECT id FROM versions WHERE model_id = $1 AND version = $2")
+                    .bind(model_id)
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if exists.is_some() {
                 return Err(StoreError::Conflict(format!(
                     "{namespace}/{name}:{version} already exists; versions are immutable"
@@ -666,11 +670,8 @@ impl MetaStore for SqlStore {
     }
 
     async fn versions_of_model(&self, model_id: i64) -> Result<Vec<VersionRow>> {
-        self.fetch_versions(
-            "WHERE v.model_id = $1 ORDER BY v.id",
-            vec![json!(model_id)],
-        )
-        .await
+        self.fetch_versions("WHERE v.model_id = $1 ORDER BY v.id", vec![json!(model_id)])
+            .await
     }
 
     async fn versions_with_identity(&self, identity: &str) -> Result<Vec<VersionRow>> {
@@ -711,29 +712,33 @@ impl MetaStore for SqlStore {
     }
 
     async fn version_files(&self, id: i64) -> Result<Vec<NewFile>> {
-        sqlx::query("SELECT path, digest, size FROM version_files WHERE version_id = $1 ORDER BY path")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(NewFile {
-                    path: r.try_get("path")?,
-                    digest: r.try_get("digest")?,
-                    size: r.try_get::<i64, _>("size")? as u64,
-                })
+        sqlx::query(
+            "SELECT path, digest, size FROM version_files WHERE version_id = $1 ORDER BY path",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NewFile {
+                path: r.try_get("path")?,
+                digest: r.try_get("digest")?,
+                size: r.try_get::<i64, _>("size")? as u64,
             })
-            .collect()
+        })
+        .collect()
     }
 
     async fn report(&self, id: i64, kind: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT body FROM reports WHERE version_id = $1 AND kind = $2")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get("body"))
-            .transpose()?)
+        Ok(
+            sqlx::query("SELECT body FROM reports WHERE version_id = $1 AND kind = $2")
+                .bind(id)
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("body"))
+                .transpose()?,
+        )
     }
 
     async fn approved_names(&self) -> Result<Vec<(String, String)>> {
@@ -749,12 +754,14 @@ impl MetaStore for SqlStore {
     }
 
     async fn fingerprints(&self) -> Result<Vec<(i64, String)>> {
-        sqlx::query("SELECT version_id, body FROM reports WHERE kind = 'fingerprint' ORDER BY version_id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("version_id")?, r.try_get("body")?)))
-            .collect()
+        sqlx::query(
+            "SELECT version_id, body FROM reports WHERE kind = 'fingerprint' ORDER BY version_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("version_id")?, r.try_get("body")?)))
+        .collect()
     }
 
     async fn decide(&self, id: i64, state: &str, decision: &Value, actor: &str) -> Result<()> {
@@ -772,7 +779,10 @@ impl MetaStore for SqlStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("version {id}")));
             }
-            let label = Self::labels(&mut tx, &[id]).await?.pop().unwrap_or_default();
+            let label = Self::labels(&mut tx, &[id])
+                .await?
+                .pop()
+                .unwrap_or_default();
             Self::append_audit(&mut tx, actor, "version.decide", &label, decision).await?;
             Self::queue_event(
                 &mut tx,
@@ -868,7 +878,10 @@ impl MetaStore for SqlStore {
                 .bind(c.job_id)
                 .execute(&mut *tx)
                 .await?;
-            let label = Self::labels(&mut tx, &[c.version_id]).await?.pop().unwrap_or_default();
+            let label = Self::labels(&mut tx, &[c.version_id])
+                .await?
+                .pop()
+                .unwrap_or_default();
             Self::append_audit(&mut tx, "ingest", "version.decide", &label, &c.decision).await?;
             Self::queue_event(
                 &mut tx,
@@ -879,7 +892,8 @@ impl MetaStore for SqlStore {
             // A new edge may hang this version (or, if it is an ancestor uploaded late, others)
             // under a flagged model: extend every active advisory that touches the new edges.
             if !c.edges.is_empty() {
-                let mut touched: Vec<i64> = c.edges.iter().flat_map(|e| [e.parent, e.child]).collect();
+                let mut touched: Vec<i64> =
+                    c.edges.iter().flat_map(|e| [e.parent, e.child]).collect();
                 touched.sort_unstable();
                 touched.dedup();
                 let q = format!(
@@ -1047,7 +1061,8 @@ impl MetaStore for SqlStore {
             .bind(advisory_id)
             .execute(&mut *tx)
             .await?;
-            let details = json!({"advisory": advisory_id, "justification": justification, "cleared": n});
+            let details =
+                json!({"advisory": advisory_id, "justification": justification, "cleared": n});
             Self::append_audit(&mut tx, actor, "advisory.unflag", advisory_id, &details).await?;
             Self::queue_event(&mut tx, "advisory.unflagged", &details).await?;
             Ok(n)
@@ -1120,7 +1135,10 @@ impl MetaStore for SqlStore {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-            let label = Self::labels(&mut tx, &[version_id]).await?.pop().unwrap_or_default();
+            let label = Self::labels(&mut tx, &[version_id])
+                .await?
+                .pop()
+                .unwrap_or_default();
             Self::append_audit(
                 &mut tx,
                 actor,

@@ -31,7 +31,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use pedigree_formats::container::ReadOptions;
 use pedigree_formats::tensors::TensorFile;
 use pedigree_provenance::card::{Card, same_name};
-use pedigree_provenance::diff::{DiffReport, Direction, Loaded, Relation, diff_loaded};
+use pedigree_provenance::diff::{Direction, Loaded, Relation, diff_loaded};
 use pedigree_provenance::fingerprint::{self as pfp, FileInfo, Fingerprint};
 use pedigree_provenance::index::{Index, Keys};
 use pedigree_provenance::model::Model;
@@ -1053,7 +1053,8 @@ pub fn relate_prepared(new: &PreparedModel, existing: &PreparedModel) -> Option<
     Some(Relationship {
         parent_is_new,
         relation: r.relation.label().to_string(),
-        confidence: (base_confidence(&r) * factor * 1000.0).round() / 1000.0,
+        confidence: (pedigree_provenance::lineage::base_confidence(&r) * factor * 1000.0).round()
+            / 1000.0,
         oriented_by: by.to_string(),
         declared: if parent_is_new {
             existing_declares
@@ -1062,24 +1063,6 @@ pub fn relate_prepared(new: &PreparedModel, existing: &PreparedModel) -> Option<
         },
         evidence,
     })
-}
-
-// TODO: use pedigree_provenance::lineage::base_confidence once public (made `pub` in the
-// provenance work in progress, not yet committed); copied verbatim.
-fn base_confidence(r: &DiffReport) -> f32 {
-    let e = &r.evidence;
-    match r.relation {
-        Relation::Identical => 1.0,
-        Relation::Copy | Relation::Cast => 0.99,
-        Relation::Quantized => 0.97,
-        Relation::Pruned => 0.95,
-        Relation::Edit | Relation::HeadOnly => 0.9,
-        Relation::Finetune => {
-            let n = (e.identical + e.cast + e.quantized + e.changed + e.pruned).max(1) as f32;
-            0.5 + 0.45 * (e.frozen.len() as f32 / n).max(e.closeness)
-        }
-        Relation::Unrelated => 0.0,
-    }
 }
 
 /// A finding about the new model's card against one verified pair (the lineage findings of

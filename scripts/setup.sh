@@ -3,7 +3,7 @@
 #  - Debian packages the build and tests need;
 #  - the Python venv (.venv/) holding the reference tools the interop tests run against
 #    (never used by pedigree itself at analysis time);
-#  - a release build of the `pedigree` binary.
+#  - a release build of the `pedigree` binary (not under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +26,8 @@ if [ -f scripts/setup-lab-data.sh ]; then
   bash scripts/setup-lab-data.sh
 fi
 
-cargo build --release -p pedigree-cli
+# The release binary the quick start runs. CI skips it: the tests build their own binary,
+# and a second full build would only cost CI time and disk.
+if [ "${CI:-}" != true ]; then
+  cargo build --release -p pedigree-cli
+fi

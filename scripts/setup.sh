@@ -26,6 +26,9 @@ if [ -f scripts/setup-lab-data.sh ]; then
   bash scripts/setup-lab-data.sh
 fi
 
+# PostgreSQL, for the registry tests that run against both engines.
+bash scripts/setup-postgres.sh
+
 # The release binary the quick start runs. CI skips it: the tests build their own binary,
 # and a second full build would only cost CI time and disk.
 if [ "${CI:-}" != true ]; then

@@ -2,13 +2,17 @@
 # Registry benchmarks (issue 7):
 #  1. cascade on a synthetic registry the size of the Hugging Face model tree (1M versions, one
 #     family of 100k descendants): affected set (target < 50 ms) and flag commit (target < 1 s)
-#     on SQLite, medians of RUNS runs;
+#     on SQLite (and PostgreSQL with PG_URL), medians of RUNS runs;
 #  2. upload throughput: one large blob PUT to a running `pedigree serve` on loopback (hashed,
 #     fsynced, renamed into the store) against raw disk write of the same bytes with
 #     `dd conv=fsync` (target >= 80%), medians of RUNS runs.
 #
 # Env: MODELS (1000000), FAMILY (100000), RUNS (5), UPLOAD_MB (1024), WORK (bench/registry/work),
-#      PEDIGREE (binary, default ./target/release/pedigree), SKIP_BUILD=1, ONLY=cascade|upload
+#      PEDIGREE (binary, default ./target/release/pedigree), SKIP_BUILD=1, ONLY=cascade|upload,
+#      PG_URL (a PostgreSQL server, e.g. postgres://pedigree:pedigree@127.0.0.1:5432/postgres, as
+#      `scripts/setup-postgres.sh` sets up): the cascade also runs on PostgreSQL (database
+#      pdg_bench_<models>_<family> there, built once and reused) and both engines are reported
+#      side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${MODELS:-1000000}; FAMILY=${FAMILY:-100000}; RUNS=${RUNS:-5}; UPLOAD_MB=${UPLOAD_MB:-1024}
@@ -20,8 +24,21 @@ fi
 EX=$(dirname "$PEDIGREE")/examples/registry_bench
 
 if [ "${ONLY:-cascade}" = cascade ] || [ -z "${ONLY:-}" ]; then
-  echo "== cascade: $MODELS versions, family of $FAMILY"
-  "$EX" "$WORK/cascade-$MODELS-$FAMILY" --models "$MODELS" --family "$FAMILY" --runs "$RUNS"
+  echo "== cascade: $MODELS versions, family of $FAMILY (sqlite)"
+  "$EX" "$WORK/cascade-$MODELS-$FAMILY" --models "$MODELS" --family "$FAMILY" --runs "$RUNS" \
+    | tee "$WORK/cascade-sqlite.out"
+  if [ -n "${PG_URL:-}" ]; then
+    echo "== cascade: $MODELS versions, family of $FAMILY (postgres)"
+    "$EX" "$WORK/cascade-$MODELS-$FAMILY-pg" --models "$MODELS" --family "$FAMILY" --runs "$RUNS" \
+      --pg "$PG_URL" | tee "$WORK/cascade-postgres.out"
+    echo "== cascade medians (ms) over $RUNS runs, $MODELS versions, family of $FAMILY"
+    printf '%-9s %10s %14s %15s %12s %10s\n' engine "graph load" "affected set" "recursive SQL" "flag commit" withdraw
+    for e in sqlite postgres; do
+      grep '^RESULT ' "$WORK/cascade-$e.out" | tr ' ' '\n' | sed -n 's/^\([a-z]*\)=\(.*\)/\1 \2/p' \
+        | awk -v e="$e" '{v[$1]=$2} END {printf "%-9s %10s %14s %15s %12s %10s\n", e, v["load"], v["affected"], v["sql"], v["commit"], v["withdraw"]}'
+    done
+    echo "targets: affected set < 50 ms, flag commit < 1000 ms"
+  fi
 fi
 
 if [ "${ONLY:-upload}" = upload ] || [ -z "${ONLY:-}" ]; then

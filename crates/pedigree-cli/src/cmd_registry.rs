@@ -293,6 +293,10 @@ pub struct AuditVerifyArgs {
     /// Read the data directory's database directly (offline), instead of asking the server.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// With --data-dir: the metadata database the server uses, when it is not
+    /// DATA_DIR/registry.db (e.g. `postgres://…`); the anchor is still read from DATA_DIR.
+    #[arg(long, requires = "data_dir")]
+    pub database_url: Option<String>,
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -1013,16 +1017,18 @@ fn audit_verify(a: &AuditVerifyArgs) -> anyhow::Result<u8> {
     let (entries, anchor, source) = match &a.data_dir {
         Some(dir) => {
             let db = dir.join("registry.db");
-            if !db.is_file() {
-                bail!("{}: no registry database here", db.display());
-            }
+            let url = match &a.database_url {
+                Some(u) => u.clone(),
+                None => {
+                    if !db.is_file() {
+                        bail!("{}: no registry database here", db.display());
+                    }
+                    format!("sqlite://{}", db.display())
+                }
+            };
             let entries = runtime()?.block_on(async {
                 use pedigree_registry::store::MetaStore as _;
-                let store = pedigree_registry::store::sql::SqlStore::connect(&format!(
-                    "sqlite://{}",
-                    db.display()
-                ))
-                .await?;
+                let store = pedigree_registry::store::sql::SqlStore::connect(&url).await?;
                 let mut all = Vec::new();
                 let mut from = 1;
                 loop {
@@ -1046,7 +1052,11 @@ fn audit_verify(a: &AuditVerifyArgs) -> anyhow::Result<u8> {
             } else {
                 None
             };
-            (entries, anchor, db.display().to_string())
+            let source = match &a.database_url {
+                Some(u) => pedigree_registry::store::sql::redact_url(u),
+                None => db.display().to_string(),
+            };
+            (entries, anchor, source)
         }
         None => {
             let c = a.remote.client()?;

@@ -13,6 +13,10 @@
 //! * `role_matrix`: every route against anonymous, reader, publisher of another namespace,
 //!   publisher, approver and admin.
 //!
+//! Every test runs on both metadata engines: SQLite (the default, DATA/registry.db) and
+//! PostgreSQL (`pedigree serve --database-url postgres://…`, a fresh database per test from
+//! `store::testdb`; PostgreSQL missing is a failure naming `bash scripts/setup.sh`).
+//!
 //! The models are generated here (safetensors, a few KB): the fine-tunes keep their base's
 //! frozen tensors bit for bit, which is what the registry's lineage inference sees.
 
@@ -25,6 +29,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use pedigree_registry::client::{Client, ModelRef, PushOptions};
+use pedigree_registry::store::testdb::{Engine, TestDb};
 use reqwest::Method;
 use reqwest::blocking::RequestBuilder;
 use serde_json::{Value, json};
@@ -39,24 +44,33 @@ struct Server {
     admin: String,
     data: PathBuf,
     log: PathBuf,
+    /// The metadata database; dropped (PostgreSQL: `DROP DATABASE`) after the server is killed.
+    db: TestDb,
     _tmp: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Server {
+    fn start(engine: Engine) -> Server {
+        let db = TestDb::new(engine);
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let log = tmp.path().join("server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-            .args([
-                "serve",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--workers", "2"])
-            .env("PEDIGREE_LOG", "warn")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+        cmd.args([
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--workers", "2"])
+        .env("PEDIGREE_LOG", "warn")
+        .env_remove("PEDIGREE_DATABASE_URL");
+        if engine == Engine::Postgres {
+            // SQLite runs as users run it by default: no URL, DATA/registry.db.
+            cmd.args(["--database-url", db.url()]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -99,7 +113,25 @@ impl Server {
             admin,
             data,
             log,
+            db,
             _tmp: tmp,
+        }
+    }
+
+    /// `audit verify` reading the database directly, as an operator with the data dir would.
+    fn offline_verify_args(&self) -> Vec<&str> {
+        let mut a = vec!["audit", "verify", "--data-dir", self.data.to_str().unwrap()];
+        if self.db.engine == Engine::Postgres {
+            a.extend(["--database-url", self.db.url()]);
+        }
+        a
+    }
+
+    /// The metadata database's URL, as the server opened it.
+    fn db_url(&self) -> String {
+        match self.db.engine {
+            Engine::Sqlite => format!("sqlite://{}", self.data.join("registry.db").display()),
+            Engine::Postgres => self.db.url().to_string(),
         }
     }
 
@@ -391,8 +423,17 @@ fn webhook_listener() -> (String, mpsc::Receiver<Delivery>) {
 // ------------------------------------------------------------------------------------ the family
 
 #[test]
-fn family_cascade_end_to_end() {
-    let srv = Server::start();
+fn family_cascade_end_to_end_sqlite() {
+    family_cascade_end_to_end(Engine::Sqlite);
+}
+
+#[test]
+fn family_cascade_end_to_end_postgres() {
+    family_cascade_end_to_end(Engine::Postgres);
+}
+
+fn family_cascade_end_to_end(engine: Engine) {
+    let srv = Server::start(engine);
     let admin = srv.admin.clone();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -1156,12 +1197,7 @@ fn family_cascade_end_to_end() {
     assert!(o.stdout.contains("audit chain intact"), "{}", o.stdout);
     let o = srv.cli(Some(&reader), &["audit", "verify"]).code(2);
     assert!(o.stderr.contains("admin role"), "{}", o.stderr);
-    let o = srv
-        .cli(
-            None,
-            &["audit", "verify", "--data-dir", srv.data.to_str().unwrap()],
-        )
-        .ok();
+    let o = srv.cli(None, &srv.offline_verify_args()).ok();
     assert!(o.stdout.contains("audit chain intact"), "{}", o.stdout);
     assert!(
         o.stdout.contains("matches the anchor"),
@@ -1170,13 +1206,8 @@ fn family_cascade_end_to_end() {
     );
     // The head anchor the server keeps outside the database catches cutting off the newest
     // entries, which a chain alone cannot show.
-    let last = delete_last_audit_entry(&srv.data);
-    let o = srv
-        .cli(
-            None,
-            &["audit", "verify", "--data-dir", srv.data.to_str().unwrap()],
-        )
-        .code(1);
+    let last = delete_last_audit_entry(&srv.db_url());
+    let o = srv.cli(None, &srv.offline_verify_args()).code(1);
     assert!(
         o.stderr
             .contains(&format!("the anchor names entry #{last}"))
@@ -1184,13 +1215,8 @@ fn family_cascade_end_to_end() {
         "{}",
         o.stderr
     );
-    let seq = tamper_audit(&srv.data, "advisory.flag");
-    let o = srv
-        .cli(
-            None,
-            &["audit", "verify", "--data-dir", srv.data.to_str().unwrap()],
-        )
-        .code(1);
+    let seq = tamper_audit(&srv.db_url(), "advisory.flag");
+    let o = srv.cli(None, &srv.offline_verify_args()).code(1);
     assert!(
         o.stderr.contains(&format!("entry #{seq} was edited")),
         "names the edited entry {seq}: {}",
@@ -1221,14 +1247,13 @@ fn import_feed_for(exported: &Value, id: &str, model: &str, version: &str) -> Va
 
 /// Edit the details of the first audit entry with `action`, as an attacker with the database
 /// would; returns its sequence number.
-fn tamper_audit(data: &Path, action: &str) -> i64 {
+fn tamper_audit(url: &str, action: &str) -> i64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}", data.join("registry.db").display());
-        let store = pedigree_registry::store::sql::SqlStore::connect(&url)
+        let store = pedigree_registry::store::sql::SqlStore::connect(url)
             .await
             .unwrap();
         let row = sqlx::query("SELECT seq FROM audit WHERE action = $1 ORDER BY seq LIMIT 1")
@@ -1250,14 +1275,13 @@ fn tamper_audit(data: &Path, action: &str) -> i64 {
 }
 
 /// Delete the newest audit entry; returns its seq.
-fn delete_last_audit_entry(data: &Path) -> i64 {
+fn delete_last_audit_entry(url: &str) -> i64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}", data.join("registry.db").display());
-        let store = pedigree_registry::store::sql::SqlStore::connect(&url)
+        let store = pedigree_registry::store::sql::SqlStore::connect(url)
             .await
             .unwrap();
         let row = sqlx::query("SELECT MAX(seq) AS seq FROM audit")
@@ -1296,8 +1320,17 @@ fn webhook_verifies(secret: &str, headers: &BTreeMap<String, String>, body: &[u8
 // ------------------------------------------------------------------------------------ resumable
 
 #[test]
-fn resumable_upload_resumes_from_the_server_offset() {
-    let srv = Server::start();
+fn resumable_upload_resumes_from_the_server_offset_sqlite() {
+    resumable_upload_resumes_from_the_server_offset(Engine::Sqlite);
+}
+
+#[test]
+fn resumable_upload_resumes_from_the_server_offset_postgres() {
+    resumable_upload_resumes_from_the_server_offset(Engine::Postgres);
+}
+
+fn resumable_upload_resumes_from_the_server_offset(engine: Engine) {
+    let srv = Server::start(engine);
     let acme = srv
         .client(Some(&srv.admin))
         .create_token("acme-ci", &[grant("publisher", "acme")])
@@ -1419,8 +1452,17 @@ impl Ctx<'_> {
 type Build = Box<dyn Fn(&Ctx, usize) -> RequestBuilder>;
 
 #[test]
-fn role_matrix() {
-    let srv = Server::start();
+fn role_matrix_sqlite() {
+    role_matrix(Engine::Sqlite);
+}
+
+#[test]
+fn role_matrix_postgres() {
+    role_matrix(Engine::Postgres);
+}
+
+fn role_matrix(engine: Engine) {
+    let srv = Server::start(engine);
     let adm = srv.client(Some(&srv.admin));
     let mk = |name: &str, g: &[(&str, &str)]| -> String {
         adm.create_token(

@@ -10,12 +10,18 @@
 //!   * committing the flag: `MetaStore::flag`, the whole cascade in one transaction;
 //!   * withdrawing it again (so the next run starts clean).
 //!
-//! Usage: cargo run --release -p pedigree-registry --example registry_bench -- DATA_DIR [--models N] [--family N] [--runs N]
+//! The registry lives in SQLite under DATA_DIR, or with `--pg URL` on a PostgreSQL server: URL
+//! names the server (any database on it, e.g. `postgres://pedigree:pedigree@127.0.0.1/postgres`)
+//! and the bench creates and reuses the database `pdg_bench_<models>_<family>` there.
+//! The last line printed is `RESULT engine=… load=… affected=… sql=… commit=… withdraw=…`
+//! (milliseconds), which `bench/registry/run.sh` collects to print both engines side by side.
+//!
+//! Usage: cargo run --release -p pedigree-registry --example registry_bench -- DATA_DIR [--models N] [--family N] [--runs N] [--pg URL]
 
 use std::time::Instant;
 
 use pedigree_registry::cascade::LineageGraph;
-use pedigree_registry::store::sql::SqlStore;
+use pedigree_registry::store::sql::{Backend, SqlStore, redact_url};
 use pedigree_registry::store::{AdvisoryRecord, MetaStore};
 use serde_json::json;
 use sqlx::Row;
@@ -96,10 +102,13 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
     );
     let t = Instant::now();
     let parent = synthetic_parents(models, family);
+    let pg = store.backend() == Backend::Postgres;
     let mut conn = pool.acquire().await?;
-    sqlx::query("PRAGMA synchronous=OFF")
-        .execute(&mut *conn)
-        .await?; // bulk load only
+    if !pg {
+        sqlx::query("PRAGMA synchronous=OFF")
+            .execute(&mut *conn)
+            .await?; // bulk load only
+    }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for chunk_start in (1..=models).step_by(5000) {
         let end = (chunk_start + 5000).min(models + 1);
@@ -154,10 +163,32 @@ async fn build(store: &SqlStore, models: usize, family: usize) -> anyhow::Result
         }
         sqlx::query(&q).execute(&mut *tx).await?;
     }
+    if pg {
+        // The ids above were written explicitly, past the sequences: move them on so later
+        // inserts (the flag's audit entries do not need it, but the registry would) stay unique.
+        for (table, col) in [
+            ("models", "id"),
+            ("versions", "id"),
+            ("lineage_edges", "rowid_"),
+        ] {
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{col}'), \
+                 (SELECT MAX({col}) FROM {table}))"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     tx.commit().await?;
-    sqlx::query("PRAGMA synchronous=FULL")
-        .execute(&mut *conn)
-        .await?;
+    if pg {
+        // Planner statistics now rather than whenever autovacuum gets to it: the recursive
+        // query's plan depends on them.
+        sqlx::query("ANALYZE").execute(&mut *conn).await?;
+    } else {
+        sqlx::query("PRAGMA synchronous=FULL")
+            .execute(&mut *conn)
+            .await?;
+    }
     println!(
         "built {models} versions, family of {family} descendants, in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -172,9 +203,21 @@ async fn main() -> anyhow::Result<()> {
     let models = arg(&args, "--models", 1_000_000);
     let family = arg(&args, "--family", 100_000);
     let runs = arg(&args, "--runs", 5);
+    let pg = args
+        .iter()
+        .position(|a| a == "--pg")
+        .and_then(|i| args.get(i + 1));
     std::fs::create_dir_all(&dir)?;
-    let store =
-        SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display())).await?;
+    let url = match pg {
+        Some(server) => pg_bench_database(server, &format!("pdg_bench_{models}_{family}")).await?,
+        None => format!("sqlite://{}", dir.join("registry.db").display()),
+    };
+    let store = SqlStore::connect(&url).await?;
+    let engine = match store.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    println!("engine: {engine} ({})", redact_url(&url));
     build(&store, models, family).await?;
 
     let (mut load, mut walk, mut cte, mut commit, mut withdraw) =
@@ -203,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
 
         let t = Instant::now();
         let n: i64 = sqlx::query(
-            "WITH RECURSIVE d(v) AS (SELECT 1 UNION SELECT e.child FROM lineage_edges e JOIN d ON e.parent = d.v \
+            "WITH RECURSIVE d(v) AS (SELECT CAST(1 AS BIGINT) UNION SELECT e.child FROM lineage_edges e JOIN d ON e.parent = d.v \
              WHERE e.confidence >= 0.6) SELECT COUNT(*) - 1 AS n FROM d",
         )
         .fetch_one(store.pool())
@@ -243,15 +286,47 @@ async fn main() -> anyhow::Result<()> {
             load[run], walk[run], cte[run], commit[run], withdraw[run]
         );
     }
-    println!(
-        "\nmedians over {runs} runs ({models} versions, {affected_n} descendants affected):\n  \
-         graph load {:.0} ms | affected set {:.1} ms (target < 50) | recursive SQL {:.0} ms | \
-         flag commit {:.0} ms (target < 1000) | withdraw {:.0} ms",
+    let (load, walk, cte, commit, withdraw) = (
         median(load),
         median(walk),
         median(cte),
         median(commit),
-        median(withdraw)
+        median(withdraw),
+    );
+    println!(
+        "\nmedians over {runs} runs ({models} versions, {affected_n} descendants affected, {engine}):\n  \
+         graph load {load:.0} ms | affected set {walk:.1} ms (target < 50) | recursive SQL {cte:.0} ms | \
+         flag commit {commit:.0} ms (target < 1000) | withdraw {withdraw:.0} ms"
+    );
+    println!(
+        "RESULT engine={engine} load={load:.0} affected={walk:.1} sql={cte:.0} commit={commit:.0} withdraw={withdraw:.0}"
     );
     Ok(())
+}
+
+/// Create database `name` on the PostgreSQL server `server` unless it exists; its URL.
+async fn pg_bench_database(server: &str, name: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(server)
+        .await
+        .map_err(|e| anyhow::anyhow!("PostgreSQL at {}: {e}", redact_url(server)))?;
+    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut c)
+        .await?
+        .is_some();
+    if !exists {
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut c)
+            .await?;
+    }
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let host_end = base
+        .rfind('/')
+        .filter(|&i| i > base.find("://").map_or(0, |j| j + 2));
+    let base = host_end.map_or(base, |i| &base[..i]);
+    Ok(format!("{base}/{name}{query}"))
 }

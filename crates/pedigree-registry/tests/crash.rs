@@ -5,8 +5,12 @@
 //!   version lists only blobs that exist;
 //! * a flag is all or nothing: an advisory is either absent, or it covers its whole family.
 //!
+//! Every test runs twice: on SQLite, and on PostgreSQL (a fresh database per test, see
+//! `store::testdb`; PostgreSQL missing is a failure naming `bash scripts/setup.sh`).
+//!
 //! The server runs as a child process: this test binary re-executes itself with
-//! `PEDIGREE_CRASH_CHILD` set, which makes `server_child` serve instead of returning.
+//! `PEDIGREE_CRASH_CHILD` set, which makes `server_child` serve instead of returning
+//! (`PEDIGREE_CRASH_DB_URL`, when set, is its `--database-url`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use pedigree_registry::server::{Config, serve};
 use pedigree_registry::store::sql::SqlStore;
+use pedigree_registry::store::testdb::{Engine, TestDb};
 use pedigree_registry::store::{IngestCommit, MetaStore, NewEdge, NewFile};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -30,7 +35,7 @@ fn server_child() {
         data_dir: PathBuf::from(dir),
         listen: "127.0.0.1:0".parse().unwrap(),
         policy: None,
-        database_url: None,
+        database_url: std::env::var("PEDIGREE_CRASH_DB_URL").ok(),
         workers: 1,
     }))
     .unwrap();
@@ -42,10 +47,11 @@ struct Server {
     token: Option<String>,
 }
 
-fn start(dir: &Path) -> Server {
+fn start(dir: &Path, db: &TestDb) -> Server {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "server_child", "--nocapture", "--test-threads=1"])
         .env("PEDIGREE_CRASH_CHILD", dir)
+        .env("PEDIGREE_CRASH_DB_URL", db.url())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -110,13 +116,23 @@ fn check_blob_dir(dir: &Path) {
 }
 
 #[test]
-fn kill9_during_uploads_loses_nothing_acknowledged() {
+fn kill9_during_uploads_loses_nothing_acknowledged_sqlite() {
+    kill9_during_uploads_loses_nothing_acknowledged(Engine::Sqlite);
+}
+
+#[test]
+fn kill9_during_uploads_loses_nothing_acknowledged_postgres() {
+    kill9_during_uploads_loses_nothing_acknowledged(Engine::Postgres);
+}
+
+fn kill9_during_uploads_loses_nothing_acknowledged(engine: Engine) {
     if std::env::var("PEDIGREE_CRASH_CHILD").is_ok() {
         return;
     }
+    let db = TestDb::new(engine);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let first = start(&dir);
+    let first = start(&dir, &db);
     let token = first.token.clone().expect("admin token on first start");
     kill(first);
     let acked_blobs: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
@@ -124,7 +140,7 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
     let mut seed = 0x1234_5678_9abc_def1u64;
     let iterations = 25;
     for it in 0..iterations {
-        let s = start(&dir);
+        let s = start(&dir, &db);
         let url = s.url.clone();
         let (tok, blobs, versions) = (token.clone(), acked_blobs.clone(), acked_versions.clone());
         let mut wseed = rand_u64(&mut seed);
@@ -205,7 +221,7 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
         worker.join().unwrap();
 
         // Restart and check.
-        let s = start(&dir);
+        let s = start(&dir, &db);
         check_blob_dir(&dir);
         let c = reqwest::blocking::Client::new();
         for (d, size) in acked_blobs.lock().unwrap().iter() {
@@ -245,10 +261,8 @@ fn kill9_during_uploads_loses_nothing_acknowledged() {
 }
 
 /// A family of `n` descendants under version 1, built through the store (as ingest would).
-async fn seed_family(dir: &Path, n: usize) -> i64 {
-    let store = SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display()))
-        .await
-        .unwrap();
+async fn seed_family(db: &TestDb, n: usize) -> i64 {
+    let store = SqlStore::connect(db.url()).await.unwrap();
     let f = [NewFile {
         path: "w.bin".into(),
         digest: format!("sha256:{}", "0".repeat(64)),
@@ -299,21 +313,31 @@ async fn seed_family(dir: &Path, n: usize) -> i64 {
 }
 
 #[test]
-fn kill9_during_flag_is_all_or_nothing() {
+fn kill9_during_flag_is_all_or_nothing_sqlite() {
+    kill9_during_flag_is_all_or_nothing(Engine::Sqlite);
+}
+
+#[test]
+fn kill9_during_flag_is_all_or_nothing_postgres() {
+    kill9_during_flag_is_all_or_nothing(Engine::Postgres);
+}
+
+fn kill9_during_flag_is_all_or_nothing(engine: Engine) {
     if std::env::var("PEDIGREE_CRASH_CHILD").is_ok() {
         return;
     }
+    let db = TestDb::new(engine);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let first = start(&dir);
+    let first = start(&dir, &db);
     let token = first.token.clone().expect("admin token on first start");
     kill(first);
     let family = 3000;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(seed_family(&dir, family));
+    rt.block_on(seed_family(&db, family));
     // Calibrate: how long does a flag take end to end on this machine (fresh server, first
     // request pays the token check and the graph load)? Kills then land uniformly in twice that.
-    let s = start(&dir);
+    let s = start(&dir, &db);
     let t0 = Instant::now();
     let body = json!({"id": "ADV-calibrate", "severity": "critical", "summary": "calibration", "versions": ["fam/m0:1.0"]});
     let r = reqwest::blocking::Client::new()
@@ -332,7 +356,7 @@ fn kill9_during_flag_is_all_or_nothing() {
     let mut seed = 0xfeed_beef_1234_5678u64;
     let (mut complete, mut absent) = (0, 0);
     for it in 0..25 {
-        let s = start(&dir);
+        let s = start(&dir, &db);
         let url = s.url.clone();
         let tok = token.clone();
         let id = format!("ADV-{it}");
@@ -349,10 +373,7 @@ fn kill9_during_flag_is_all_or_nothing() {
         kill(s);
         t.join().unwrap();
         let (adv, flags) = rt.block_on(async {
-            let store =
-                SqlStore::connect(&format!("sqlite://{}", dir.join("registry.db").display()))
-                    .await
-                    .unwrap();
+            let store = SqlStore::connect(db.url()).await.unwrap();
             (
                 store.advisory(&id).await.unwrap(),
                 store.flags_for_advisory(&id).await.unwrap().len(),

@@ -1,12 +1,13 @@
 //! The metadata store: models, versions, jobs, lineage, advisories and flags, deployments,
 //! webhooks, tokens and the audit log. [`MetaStore`] is the seam other engines plug into;
 //! [`sql::SqlStore`] implements it over sqlx's `Any` driver so one body of SQL serves SQLite
-//! (the zero-configuration default) and, later, PostgreSQL.
+//! (the zero-configuration default) and PostgreSQL (several API processes sharing one database).
 //!
 //! Every state change is one transaction that also appends to the hash-chained audit log and
 //! queues its webhook events in the outbox, so a crash leaves either all of it or none.
 
 pub mod sql;
+pub mod testdb;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -24,9 +24,14 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     /// SQLite has one writer; serialising our own write transactions here avoids the
-    /// deferred-transaction upgrade failures SQLite reports instead of waiting.
+    /// deferred-transaction upgrade failures SQLite reports instead of waiting. On PostgreSQL it
+    /// only spares pool connections from queueing on the advisory lock: correctness across
+    /// processes comes from that lock (see [`SqlStore::begin_write`]) and from single-statement
+    /// writes being atomic on their own (see [`SqlStore::sqlite_writer`]).
     write_lock: Mutex<()>,
-    /// The lineage graph, cached and grown by edge rowid. Only touched inside write transactions.
+    /// The lineage graph, cached and grown by edge rowid. Only touched inside write transactions,
+    /// after the advisory lock is held, so on PostgreSQL it catches up with edges that other
+    /// processes sharing the database committed before it is used (see `refresh_graph`).
     graph: Mutex<LineageGraph>,
     /// Where the audit chain's head is checkpointed after every write (see [`audit::Anchor`]).
     anchor: Option<std::path::PathBuf>,
@@ -94,6 +99,21 @@ fn row_advisory(r: &AnyRow) -> Result<AdvisoryRecord> {
     })
 }
 
+/// `url` with any password replaced by `***`, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
 /// `$1, $2, …` for `n` values starting at `from`.
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
@@ -130,14 +150,21 @@ impl SqlStore {
                 })
             });
         }
-        let pool = opts.connect(&url).await?;
+        let pool = opts.connect(&url).await.map_err(|e| {
+            StoreError::Other(format!(
+                "cannot open the {} database at {}: {e}",
+                match backend {
+                    Backend::Sqlite => "SQLite",
+                    Backend::Postgres => "PostgreSQL",
+                },
+                redact_url(&url)
+            ))
+        })?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => {
-                return Err(StoreError::Other(
-                    "PostgreSQL support is not built yet".into(),
-                ));
-            }
+            // sqlx's migrator takes its own advisory lock on PostgreSQL, so several API
+            // processes starting at once against an empty database migrate it exactly once.
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         Ok(SqlStore {
             pool,
@@ -187,11 +214,26 @@ impl SqlStore {
         &self.pool
     }
 
+    /// For writes that are one atomic statement (`ON CONFLICT`, `UPDATE … WHERE id = …`, the job
+    /// claim with `SKIP LOCKED`): PostgreSQL needs no lock for them, and taking the process
+    /// mutex there would only serialise independent requests. SQLite gets its single writer.
+    async fn sqlite_writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
     async fn begin_write(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx<'_>)> {
         let guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            // One writer of the audit chain and the cascade at a time across processes.
+            // One writer of the audit chain, the lineage edges and the cascade at a time across
+            // every process sharing the database: the audit append reads the head and writes
+            // head+1, and the graph cache loads edges by id above its high-water mark, which is
+            // only sound when edge ids are assigned and committed in the same order. Statements
+            // after this one run under READ COMMITTED and so see every commit made before the
+            // lock was granted.
             sqlx::query("SELECT pg_advisory_xact_lock(7207)")
                 .execute(&mut *tx)
                 .await?;
@@ -508,7 +550,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn record_blob(&self, digest: &str, size: u64) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query(
             "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (digest) DO NOTHING",
@@ -522,7 +564,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn create_upload(&self, id: &str, token_id: &str) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query("INSERT INTO uploads (id, token_id, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(token_id)
@@ -542,7 +584,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -795,8 +837,11 @@ impl MetaStore for SqlStore {
     }
 
     async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         let now = now_ms();
+        // On PostgreSQL, workers in other processes claim at the same moment: SKIP LOCKED
+        // makes each take a different row, and the outer condition re-checked on the row
+        // actually updated means a job another worker just claimed is never taken twice.
         let skip = if self.backend == Backend::Postgres {
             " FOR UPDATE SKIP LOCKED"
         } else {
@@ -807,6 +852,7 @@ impl MetaStore for SqlStore {
              attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT id FROM jobs WHERE state = 'queued' \
                  OR (state = 'running' AND lease_until < $3) ORDER BY id LIMIT 1{skip}) \
+             AND (state = 'queued' OR (state = 'running' AND lease_until < $3)) \
              RETURNING id, kind, version_id, attempts"
         );
         let r = sqlx::query(&q)
@@ -929,7 +975,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn fail_job(&self, job_id: i64, error: &str, retry: bool) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query(
             "UPDATE jobs SET state = $1, last_error = $2, lease_owner = NULL, lease_until = NULL, \
              updated_at = $3 WHERE id = $4",
@@ -1241,7 +1287,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
             .bind(now)
             .bind(id)
@@ -1251,7 +1297,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn outbox_retry(&self, id: i64, error: &str, next_at: i64, give_up: bool) -> Result<()> {
-        let _g = self.write_lock.lock().await;
+        let _g = self.sqlite_writer().await;
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_at = $2, \
              failed_at = $3 WHERE id = $4",

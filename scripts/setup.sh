@@ -26,6 +26,9 @@ if [ -f scripts/setup-lab-data.sh ]; then
   bash scripts/setup-lab-data.sh
 fi
 
+# Debian's Chromium, for the web UI's browser tests.
+bash scripts/setup-chromium.sh
+
 # The release binary the quick start runs. CI skips it: the tests build their own binary,
 # and a second full build would only cost CI time and disk.
 if [ "${CI:-}" != true ]; then

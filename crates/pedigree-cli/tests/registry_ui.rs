@@ -1,5 +1,5 @@
 //! The web UI in a real browser: `pedigree serve` started as a process, Debian's Chromium
-//! driven headless over the DevTools protocol (the `headless_chrome` crate).
+//! driven headless through Debian's ChromeDriver (W3C WebDriver over HTTP).
 //!
 //! A small family is pushed (acme/base 1.0 and 1.1, acme/ft-a 0.9 and 1.0 declaring
 //! `base_model: acme/base`, apps/app 1.0 declaring `acme/ft-a` and deployed), the base 1.1 is
@@ -8,20 +8,17 @@
 //! versions, and checks that a reader of `acme` alone sees neither `apps` nor `secret`.
 //! Screenshots are saved under `<target>/ui-screenshots/` as artefacts.
 //!
-//! Chromium missing is a failure, never a skip: `bash scripts/setup.sh` installs it.
+//! Chromium or ChromeDriver missing is a failure, never a skip: `bash scripts/setup.sh` installs
+//! them.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use headless_chrome::protocol::cdp::Network::CookieSameSite;
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions, Tab};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------ server
 
@@ -56,12 +53,14 @@ impl Server {
         });
         let (mut admin, mut url) = (None, None);
         while url.is_none() {
-            let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-                panic!(
-                    "the server printed no URL; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the server printed no URL; its log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                });
             if let Some(t) = line.split("admin token").nth(1) {
                 admin = t.rsplit(' ').next().map(|s| s.trim().to_string());
             }
@@ -196,92 +195,223 @@ fn write_model(dir: &Path, t: &Tensors, base: Option<&str>) {
 
 // ------------------------------------------------------------------------------------ browser
 
-fn chromium_path() -> PathBuf {
-    let p = std::env::var_os("PEDIGREE_CHROMIUM")
+/// A fail-don't-skip check for a tool the test needs.
+fn tool(env: &str, default: &str) -> PathBuf {
+    let p = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+        .unwrap_or_else(|| PathBuf::from(default));
     assert!(
         p.exists(),
-        "Chromium not found at {} (the web UI tests drive it): run `bash scripts/setup.sh` \
-         (it runs scripts/setup-chromium.sh), or point PEDIGREE_CHROMIUM at a Chromium binary",
+        "{} not found (the web UI test drives Chromium through ChromeDriver): run \
+         `bash scripts/setup.sh` (it runs scripts/setup-chromium.sh), or set {env}",
         p.display()
     );
     p
 }
 
-fn launch(profile: &Path) -> Browser {
-    let args: Vec<&OsStr> = [
-        "--disable-quic",
-        "--disable-component-update",
-        "--disable-background-networking",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let opts = LaunchOptions::default_builder()
-        .path(Some(chromium_path()))
-        .headless(true)
-        .sandbox(false)
-        .window_size(Some((1400, 1000)))
-        .user_data_dir(Some(profile.to_path_buf()))
-        .idle_browser_timeout(Duration::from_secs(300))
-        .args(args)
-        .build()
-        .expect("launch options");
-    Browser::new(opts).expect("start headless Chromium")
+/// Headless Chromium driven over WebDriver (W3C protocol, spoken by Debian's chromedriver):
+/// a few JSON requests, so the test needs no client library beyond reqwest.
+struct Browser {
+    driver: Child,
+    base: String,
+    http: reqwest::blocking::Client,
+    _profile: tempfile::TempDir,
 }
 
-fn screenshots_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-screenshots");
-    std::fs::create_dir_all(&d).unwrap();
-    d
+impl Browser {
+    fn start() -> Browser {
+        let chromium = tool("PEDIGREE_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = tool("PEDIGREE_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let mut b = Browser {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+            _profile: profile,
+        };
+        let t0 = std::time::Instant::now();
+        loop {
+            let ready = b
+                .http
+                .get(format!("{}/status", b.base))
+                .send()
+                .ok()
+                .and_then(|r| r.json::<Value>().ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "chromedriver never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1400,1000",
+            &format!("--user-data-dir={}", b._profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+        }}});
+        let v = b.call(reqwest::Method::POST, "/session", Some(caps));
+        let id = v["sessionId"].as_str().expect("a session id").to_string();
+        b.base = format!("{}/session/{id}", b.base);
+        // Elements are waited for (pages load after form posts and redirects).
+        b.call(
+            reqwest::Method::POST,
+            "/timeouts",
+            Some(json!({"implicit": 15000, "pageLoad": 60000, "script": 30000})),
+        );
+        b
+    }
+
+    /// One WebDriver command; a WebDriver error fails the test with its message.
+    #[track_caller]
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = &body {
+            rb = rb.json(b);
+        }
+        let r = rb
+            .send()
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
+        let status = r.status();
+        let v: Value = r.json().unwrap_or(Value::Null);
+        assert!(
+            status.is_success(),
+            "WebDriver {path} {body:?}: HTTP {status}: {}",
+            v["value"]
+        );
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})));
+    }
+
+    fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The element matching a CSS selector (waited for up to the implicit timeout).
+    #[track_caller]
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            reqwest::Method::POST,
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element id for {css}: {v}"))
+            .to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// Evaluate `expr` in the page; its value comes back as JSON.
+    #[track_caller]
+    fn js(&self, expr: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": format!("return ({expr});"), "args": []})),
+        )
+    }
+
+    fn cookies(&self) -> Vec<Value> {
+        self.call(reqwest::Method::GET, "/cookie", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Save a PNG of the viewport under `<target>/ui-screenshots/`.
+    fn shot(&self, name: &str) {
+        use base64::Engine;
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64 screenshot"))
+            .expect("a base64 screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
 }
 
-fn shot(tab: &Tab, name: &str) {
-    let png = tab
-        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-        .expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
-    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.http.delete(&self.base).send();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }
 
-/// Evaluate `expr` in the page and return its JSON value.
-#[track_caller]
-fn js(tab: &Tab, expr: &str) -> Value {
-    let r = tab
-        .evaluate(&format!("JSON.stringify({expr})"), false)
-        .unwrap_or_else(|e| panic!("evaluating {expr}: {e}"));
-    let s = r.value.and_then(|v| v.as_str().map(str::to_string));
-    serde_json::from_str(s.as_deref().unwrap_or("null")).unwrap()
-}
-
-fn go(tab: &Tab, url: &str) {
-    tab.navigate_to(url).unwrap().wait_until_navigated().unwrap();
-}
-
-fn log_in(tab: &Tab, base: &str, token: &str) {
-    go(tab, &format!("{base}/ui/"));
+fn log_in(b: &Browser, base: &str, token: &str) {
+    b.go(&format!("{base}/ui/"));
     assert!(
-        tab.get_url().ends_with("/ui/login"),
+        b.url().ends_with("/ui/login"),
         "an anonymous visit lands on the login form, not {}",
-        tab.get_url()
+        b.url()
     );
-    tab.wait_for_element("#token").unwrap().click().unwrap();
-    tab.type_str(token).unwrap();
-    tab.wait_for_element("#login").unwrap().click().unwrap();
-    tab.wait_for_element("#models").expect("the model list after logging in");
+    b.type_into("#token", token);
+    b.click("#login");
+    b.find("#models");
 }
 
-/// `(model, risk, deployed)` of every node of the graph on the page.
-fn graph_nodes(tab: &Tab) -> BTreeMap<String, (String, String, bool)> {
-    let v = js(
-        tab,
+/// `(model, (risk, review, deployed))` of every node of the graph on the page.
+fn graph_nodes(b: &Browser) -> BTreeMap<String, (String, String, bool)> {
+    let v = b.js(
         "Array.from(document.querySelectorAll('svg.lineage g.node')).map(g => \
          [g.dataset.model, g.dataset.risk, g.dataset.review, g.classList.contains('deployed')])",
     );
@@ -289,23 +419,23 @@ fn graph_nodes(tab: &Tab) -> BTreeMap<String, (String, String, bool)> {
         .unwrap()
         .iter()
         .map(|n| {
-            (
-                n[0].as_str().unwrap().to_string(),
-                (
-                    n[1].as_str().unwrap().to_string(),
-                    n[2].as_str().unwrap().to_string(),
-                    n[3].as_bool().unwrap(),
-                ),
-            )
+            let s = |i: usize| n[i].as_str().unwrap().to_string();
+            (s(0), (s(1), s(2), n[3].as_bool().unwrap()))
         })
         .collect()
+}
+
+fn models_listed(b: &Browser) -> Value {
+    b.js("Array.from(document.querySelectorAll('tr.model')).map(r => r.dataset.model)")
 }
 
 // ------------------------------------------------------------------------------------ the test
 
 #[test]
 fn web_ui_in_headless_chromium() {
-    chromium_path(); // fail first, and plainly, when the browser is missing
+    // Fail first, and plainly, when the browser or its driver is missing.
+    tool("PEDIGREE_CHROMIUM", "/usr/bin/chromium");
+    tool("PEDIGREE_CHROMEDRIVER", "/usr/bin/chromedriver");
     let srv = Server::start();
     let admin = srv.admin.clone();
     let work = tempfile::tempdir().unwrap();
@@ -314,8 +444,18 @@ fn web_ui_in_headless_chromium() {
     // ---- the family, pushed through the CLI
     let base10 = base_model(10);
     let base11 = base_model(11);
-    let fta09 = finetune(&base10, 20, &["layers.1.weight", "head.weight"], "adapter.weight");
-    let fta10 = finetune(&base11, 21, &["layers.1.weight", "head.weight"], "adapter.weight");
+    let fta09 = finetune(
+        &base10,
+        20,
+        &["layers.1.weight", "head.weight"],
+        "adapter.weight",
+    );
+    let fta10 = finetune(
+        &base11,
+        21,
+        &["layers.1.weight", "head.weight"],
+        "adapter.weight",
+    );
     let app = finetune(&fta10, 23, &["head.weight"], "app_head.weight");
     write_model(&d("base-1.0"), &base10, None);
     write_model(&d("base-1.1"), &base11, None);
@@ -330,7 +470,14 @@ fn web_ui_in_headless_chromium() {
     );
     let push = |dir: &str, model: &str| -> i32 {
         let p = d(dir);
-        let args = ["push", p.to_str().unwrap(), model, "--wait", "--timeout", "120"];
+        let args = [
+            "push",
+            p.to_str().unwrap(),
+            model,
+            "--wait",
+            "--timeout",
+            "120",
+        ];
         let (code, out, err) = srv.cli(&admin, &args);
         assert!(code == 0 || code == 1, "push {model}: {code}\n{out}\n{err}");
         code
@@ -384,42 +531,45 @@ fn web_ui_in_headless_chromium() {
     assert!(r.status().is_redirection());
     assert_eq!(r.headers()["location"], "/ui/");
     let r = http.get(format!("{}/ui/", srv.url)).send().unwrap();
-    assert_eq!(r.headers()["location"], "/ui/login", "anonymous: to the login form");
+    assert_eq!(
+        r.headers()["location"],
+        "/ui/login",
+        "anonymous: to the login form"
+    );
 
     // ---- the browser
-    let profile = tempfile::tempdir().unwrap();
-    let browser = launch(profile.path());
-    let tab = browser.new_tab().unwrap();
-    tab.set_default_timeout(Duration::from_secs(30));
+    let b = Browser::start();
     let base = srv.url.as_str();
 
     // A wrong token is refused on the form.
-    go(&tab, &format!("{base}/ui/login"));
-    shot(&tab, "01-login");
-    tab.wait_for_element("#token").unwrap().click().unwrap();
-    tab.type_str("pdg_0000000000000000_wrong").unwrap();
-    tab.wait_for_element("#login").unwrap().click().unwrap();
-    let err = tab.wait_for_element("#login-error").unwrap();
-    assert_eq!(err.get_inner_text().unwrap(), "invalid or revoked token");
+    b.go(&format!("{base}/ui/login"));
+    b.shot("01-login");
+    b.type_into("#token", "pdg_0000000000000000_wrong");
+    b.click("#login");
+    b.find("#login-error");
+    assert_eq!(
+        b.js("document.querySelector('#login-error').textContent"),
+        "invalid or revoked token"
+    );
 
-    log_in(&tab, base, &admin);
-    let cookies = tab.get_cookies().unwrap();
+    log_in(&b, base, &admin);
+    let cookies = b.cookies();
     let c = cookies
         .iter()
-        .find(|c| c.name == "pedigree_token")
-        .expect("the login cookie");
-    assert!(c.http_only, "HttpOnly");
-    assert_eq!(c.same_site, Some(CookieSameSite::Strict));
-    assert_eq!(c.path, "/");
+        .find(|c| c["name"] == "pedigree_token")
+        .unwrap_or_else(|| panic!("the login cookie, in {cookies:?}"));
+    assert_eq!(c["httpOnly"], true, "{c}");
+    assert_eq!(c["sameSite"], "Strict", "{c}");
+    assert_eq!(c["path"], "/", "{c}");
+    assert_eq!(c["value"], admin.as_str(), "{c}");
     assert_eq!(
-        js(&tab, "document.cookie"),
+        b.js("document.cookie"),
         Value::String(String::new()),
         "page script cannot read the token"
     );
 
     // The model list: every version with its badges; the stylesheet applied under the CSP.
-    let rows = js(
-        &tab,
+    let rows = b.js(
         "Array.from(document.querySelectorAll('tr.model')).map(r => \
          [r.dataset.model, r.dataset.state, r.dataset.flagged, r.dataset.atRisk])",
     );
@@ -433,38 +583,44 @@ fn web_ui_in_headless_chromium() {
         })
         .collect();
     assert_eq!(rows.len(), 6, "{rows:?}");
-    assert_eq!(rows["acme/base:1.1"], ("approved".into(), "true".into(), "false".into()));
-    assert_eq!(rows["acme/ft-a:1.0"], ("approved".into(), "false".into(), "true".into()));
-    assert_eq!(rows["apps/app:1.0"], ("approved".into(), "false".into(), "true".into()));
-    assert_eq!(rows["acme/base:1.0"], ("approved".into(), "false".into(), "false".into()));
     assert_eq!(
-        js(
-            &tab,
-            "getComputedStyle(document.querySelector('tr.model .badge.flagged')).backgroundColor"
-        ),
+        rows["acme/base:1.1"],
+        ("approved".into(), "true".into(), "false".into())
+    );
+    assert_eq!(
+        rows["acme/ft-a:1.0"],
+        ("approved".into(), "false".into(), "true".into())
+    );
+    assert_eq!(
+        rows["apps/app:1.0"],
+        ("approved".into(), "false".into(), "true".into())
+    );
+    assert_eq!(
+        rows["acme/base:1.0"],
+        ("approved".into(), "false".into(), "false".into())
+    );
+    assert_eq!(
+        b.js("getComputedStyle(document.querySelector('tr.model .badge.flagged')).backgroundColor"),
         "rgb(198, 40, 40)",
         "the stylesheet loads under the CSP"
     );
-    shot(&tab, "02-models-admin");
+    b.shot("02-models-admin");
 
     // Filters: state=at_risk shows exactly the two descendants; text narrows by name.
-    go(&tab, &format!("{base}/ui/?state=at_risk"));
-    let at_risk = js(
-        &tab,
-        "Array.from(document.querySelectorAll('tr.model')).map(r => r.dataset.model)",
+    b.go(&format!("{base}/ui/?state=at_risk"));
+    let at_risk = models_listed(&b);
+    assert_eq!(
+        at_risk,
+        serde_json::json!(["apps/app:1.0", "acme/ft-a:1.0"])
     );
-    assert_eq!(at_risk, serde_json::json!(["apps/app:1.0", "acme/ft-a:1.0"]));
-    go(&tab, &format!("{base}/ui/?namespace=acme&q=ft-a"));
-    let ft = js(
-        &tab,
-        "Array.from(document.querySelectorAll('tr.model')).map(r => r.dataset.model)",
-    );
+    b.go(&format!("{base}/ui/?namespace=acme&q=ft-a"));
+    let ft = models_listed(&b);
     assert_eq!(ft, serde_json::json!(["acme/ft-a:1.0", "acme/ft-a:0.9"]));
 
     // ---- the flagged family's graph
-    go(&tab, &format!("{base}/ui/graph/apps/app/1.0"));
-    tab.wait_for_element("svg.lineage").unwrap();
-    let nodes = graph_nodes(&tab);
+    b.go(&format!("{base}/ui/graph/apps/app/1.0"));
+    b.find("svg.lineage");
+    let nodes = graph_nodes(&b);
     let want: BTreeMap<String, (String, String, bool)> = [
         ("acme/base:1.0", "clean", false),
         ("acme/base:1.1", "flagged", false),
@@ -477,8 +633,7 @@ fn web_ui_in_headless_chromium() {
     .collect();
     assert_eq!(nodes, want);
     // Generations as layers: bases on top, the app two rows down.
-    let layers = js(
-        &tab,
+    let layers = b.js(
         "Object.fromEntries(Array.from(document.querySelectorAll('svg.lineage g.node')).map(g => \
          [g.dataset.model, Number(g.dataset.layer)]))",
     );
@@ -486,47 +641,47 @@ fn web_ui_in_headless_chromium() {
     assert_eq!(layers["acme/ft-a:1.0"], 1);
     assert_eq!(layers["apps/app:1.0"], 2);
     // Declared edges from the cards, each drawn; the ones inside the cascade highlighted.
-    let edges = js(
-        &tab,
+    let edges = b.js(
         "Array.from(document.querySelectorAll('svg.lineage path.edge')).map(e => \
          [e.dataset.parent, e.dataset.child, e.dataset.source, e.classList.contains('risky')])",
     );
     let edges = edges.as_array().unwrap();
     let has = |p: &str, c: &str, src: &str, risky: bool| {
-        edges.iter().any(|e| {
-            e[0] == p && e[1] == c && e[2] == src && e[3] == Value::Bool(risky)
-        })
+        edges
+            .iter()
+            .any(|e| e[0] == p && e[1] == c && e[2] == src && e[3] == Value::Bool(risky))
     };
-    assert!(has("acme/base:1.1", "acme/ft-a:1.0", "declared", true), "{edges:?}");
-    assert!(has("acme/ft-a:1.0", "apps/app:1.0", "declared", true), "{edges:?}");
-    assert!(has("acme/base:1.0", "acme/ft-a:0.9", "declared", false), "{edges:?}");
+    assert!(
+        has("acme/base:1.1", "acme/ft-a:1.0", "declared", true),
+        "{edges:?}"
+    );
+    assert!(
+        has("acme/ft-a:1.0", "apps/app:1.0", "declared", true),
+        "{edges:?}"
+    );
+    assert!(
+        has("acme/base:1.0", "acme/ft-a:0.9", "declared", false),
+        "{edges:?}"
+    );
     assert!(
         edges.iter().any(|e| e[2] == "inferred"),
         "the weights prove at least one edge: {edges:?}"
     );
     assert_eq!(
-        js(
-            &tab,
-            "getComputedStyle(document.querySelector('g.node.flagged rect')).stroke"
-        ),
+        b.js("getComputedStyle(document.querySelector('g.node.flagged rect')).stroke"),
         "rgb(198, 40, 40)"
     );
-    let deployed_text = js(
-        &tab,
+    let deployed_text = b.js(
         "document.querySelector('g.node[data-model=\"apps/app:1.0\"] text.deploy').textContent",
     );
     assert_eq!(deployed_text, "⚠ deployed: fraud-api/prod");
-    shot(&tab, "03-graph-admin");
+    b.shot("03-graph-admin");
 
     // ---- the advisory: the cascade and the last known-good versions
-    go(&tab, &format!("{base}/ui/advisories"));
-    tab.wait_for_element("tr[data-advisory=\"ADV-UI-1\"] a")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.wait_for_element("#cascade").unwrap();
-    let cascade = js(
-        &tab,
+    b.go(&format!("{base}/ui/advisories"));
+    b.click("tr[data-advisory=\"ADV-UI-1\"] a");
+    b.find("#cascade");
+    let cascade = b.js(
         "Array.from(document.querySelectorAll('tr.affected')).map(r => \
          [r.dataset.model, r.dataset.kind, Number(r.dataset.depth), r.cells[3].textContent, \
           r.cells[4].textContent])",
@@ -536,11 +691,16 @@ fn web_ui_in_headless_chromium() {
         serde_json::json!([
             ["acme/base:1.1", "flagged", 0, "", ""],
             ["acme/ft-a:1.0", "at_risk", 1, "acme/base:1.1", ""],
-            ["apps/app:1.0", "at_risk", 2, "acme/ft-a:1.0", "fraud-api/prod"],
+            [
+                "apps/app:1.0",
+                "at_risk",
+                2,
+                "acme/ft-a:1.0",
+                "fraud-api/prod"
+            ],
         ])
     );
-    let lkg = js(
-        &tab,
+    let lkg = b.js(
         "Object.fromEntries(Array.from(document.querySelectorAll('tr.lkg')).map(r => \
          [r.dataset.model, r.dataset.good]))",
     );
@@ -548,102 +708,108 @@ fn web_ui_in_headless_chromium() {
         lkg,
         serde_json::json!({"acme/base": "acme/base:1.0", "acme/ft-a": "acme/ft-a:0.9", "apps/app": ""})
     );
-    shot(&tab, "04-advisory-admin");
+    b.shot("04-advisory-admin");
 
     // ---- a version page: lineage split declared / proven, BOM, signature, deployments
-    go(&tab, &format!("{base}/ui/m/apps/app/1.0"));
-    tab.wait_for_element("#declared").unwrap();
+    b.go(&format!("{base}/ui/m/apps/app/1.0"));
+    b.find("#declared");
     assert_eq!(
-        js(&tab, "document.querySelector('#declared td a').textContent"),
+        b.js("document.querySelector('#declared td a').textContent"),
         "acme/ft-a:1.0"
     );
     assert!(
-        js(&tab, "document.querySelector('#bom').textContent")
+        b.js("document.querySelector('#bom').textContent")
             .as_str()
             .unwrap()
             .contains("CycloneDX"),
     );
     assert_eq!(
-        js(&tab, "document.querySelector('#deployments li').textContent"),
+        b.js("document.querySelector('#deployments li').textContent"),
         "fraud-api/prod"
     );
-    assert!(js(&tab, "document.querySelector('#signature').textContent")
-        .as_str()
-        .unwrap()
-        .contains("unsigned"));
-    shot(&tab, "05-version-admin");
+    assert!(
+        b.js("document.querySelector('#signature').textContent")
+            .as_str()
+            .unwrap()
+            .contains("unsigned")
+    );
+    b.shot("05-version-admin");
 
     // Card text from an upload is shown as text, never as markup.
-    go(&tab, &format!("{base}/ui/m/secret/model/1.0"));
-    tab.wait_for_element("#label").unwrap();
-    assert_eq!(js(&tab, "document.querySelectorAll('main img').length"), 0);
-    assert!(js(&tab, "document.querySelector('main').textContent")
-        .as_str()
-        .unwrap()
-        .contains("<img src=x onerror=alert(1)>"));
+    b.go(&format!("{base}/ui/m/secret/model/1.0"));
+    b.find("#label");
+    assert_eq!(b.js("document.querySelectorAll('main img').length"), 0);
+    assert!(
+        b.js("document.querySelector('main').textContent")
+            .as_str()
+            .unwrap()
+            .contains("<img src=x onerror=alert(1)>")
+    );
 
     // ---- log out: the cookie is gone and the UI asks for a token again
-    go(&tab, &format!("{base}/ui/"));
-    tab.wait_for_element("#logout").unwrap().click().unwrap();
-    tab.wait_for_element("#token").unwrap();
-    assert!(tab.get_cookies().unwrap().iter().all(|c| c.name != "pedigree_token"));
-    go(&tab, &format!("{base}/ui/advisories"));
-    assert!(tab.get_url().ends_with("/ui/login"), "{}", tab.get_url());
+    b.go(&format!("{base}/ui/"));
+    b.click("#logout");
+    b.find("#token");
+    assert!(b.cookies().iter().all(|c| c["name"] != "pedigree_token"));
+    b.go(&format!("{base}/ui/advisories"));
+    assert!(b.url().ends_with("/ui/login"), "{}", b.url());
 
     // ---- a reader of acme only
-    log_in(&tab, base, &reader);
-    let visible = js(
-        &tab,
-        "Array.from(document.querySelectorAll('tr.model')).map(r => r.dataset.model)",
-    );
+    log_in(&b, base, &reader);
+    let visible = models_listed(&b);
     assert_eq!(
         visible,
-        serde_json::json!(["acme/ft-a:1.0", "acme/base:1.1", "acme/ft-a:0.9", "acme/base:1.0"]),
+        serde_json::json!([
+            "acme/ft-a:1.0",
+            "acme/base:1.1",
+            "acme/ft-a:0.9",
+            "acme/base:1.0"
+        ]),
         "no apps/ or secret/ version for a reader of acme"
     );
-    shot(&tab, "06-models-reader");
-    go(&tab, &format!("{base}/ui/?namespace=apps"));
-    assert_eq!(js(&tab, "document.querySelectorAll('tr.model').length"), 0);
-    go(&tab, &format!("{base}/ui/m/apps/app/1.0"));
+    b.shot("06-models-reader");
+    b.go(&format!("{base}/ui/?namespace=apps"));
+    assert_eq!(b.js("document.querySelectorAll('tr.model').length"), 0);
+    b.go(&format!("{base}/ui/m/apps/app/1.0"));
     assert_eq!(
-        js(&tab, "document.querySelector('#error').textContent"),
+        b.js("document.querySelector('#error').textContent"),
         "apps/app:1.0 not found",
         "the same answer as for a version that does not exist"
     );
-    go(&tab, &format!("{base}/ui/graph/apps/app/1.0"));
-    assert_eq!(js(&tab, "document.querySelectorAll('svg.lineage').length"), 0);
-    go(&tab, &format!("{base}/ui/graph/acme/ft-a/1.0"));
-    tab.wait_for_element("svg.lineage").unwrap();
-    let nodes = graph_nodes(&tab);
+    b.go(&format!("{base}/ui/graph/apps/app/1.0"));
+    assert_eq!(b.js("document.querySelectorAll('svg.lineage').length"), 0);
+    b.go(&format!("{base}/ui/graph/acme/ft-a/1.0"));
+    b.find("svg.lineage");
+    let nodes = graph_nodes(&b);
     assert!(!nodes.contains_key("apps/app:1.0"), "{nodes:?}");
     assert_eq!(nodes["acme/ft-a:1.0"].0, "at-risk");
     assert_eq!(nodes["acme/base:1.1"].0, "flagged");
     assert_eq!(
-        js(&tab, "document.querySelector('#graph-hidden').textContent"),
+        b.js("document.querySelector('#graph-hidden').textContent"),
         "1 version(s) you may not see are left out"
     );
-    shot(&tab, "07-graph-reader");
-    go(&tab, &format!("{base}/ui/advisories/ADV-UI-1"));
-    tab.wait_for_element("#cascade").unwrap();
-    let models = js(
-        &tab,
-        "Array.from(document.querySelectorAll('tr.affected')).map(r => r.dataset.model)",
+    b.shot("07-graph-reader");
+    b.go(&format!("{base}/ui/advisories/ADV-UI-1"));
+    b.find("#cascade");
+    let models =
+        b.js("Array.from(document.querySelectorAll('tr.affected')).map(r => r.dataset.model)");
+    assert_eq!(
+        models,
+        serde_json::json!(["acme/base:1.1", "acme/ft-a:1.0"])
     );
-    assert_eq!(models, serde_json::json!(["acme/base:1.1", "acme/ft-a:1.0"]));
-    assert!(js(&tab, "document.querySelector('#cascade-hidden').textContent")
-        .as_str()
-        .unwrap()
-        .contains("1 more version"));
-    let lkg = js(
-        &tab,
-        "Array.from(document.querySelectorAll('tr.lkg')).map(r => r.dataset.model)",
+    assert!(
+        b.js("document.querySelector('#cascade-hidden').textContent")
+            .as_str()
+            .unwrap()
+            .contains("1 more version")
     );
+    let lkg = b.js("Array.from(document.querySelectorAll('tr.lkg')).map(r => r.dataset.model)");
     assert_eq!(lkg, serde_json::json!(["acme/base", "acme/ft-a"]));
-    shot(&tab, "08-advisory-reader");
+    b.shot("08-advisory-reader");
 
     // Revoking the token ends the browser's session too (no separate session store).
     let id = &reader["pdg_".len().."pdg_".len() + 16];
     srv.ok(&admin, &["token", "revoke", id]);
-    go(&tab, &format!("{base}/ui/"));
-    assert!(tab.get_url().ends_with("/ui/login"), "{}", tab.get_url());
+    b.go(&format!("{base}/ui/"));
+    assert!(b.url().ends_with("/ui/login"), "{}", b.url());
 }

@@ -110,9 +110,12 @@ pub fn layout(nodes: &[GNode], edges: &[GEdge]) -> Layout {
                 .map_or(0, |m| m + 1);
             layer[i] = Some(l);
             for &c in &children[i] {
-                indeg[c] -= 1;
-                if indeg[c] == 0 {
-                    ready.push(c);
+                // A node forced onto the layout to break a cycle is already placed (or queued).
+                if indeg[c] > 0 {
+                    indeg[c] -= 1;
+                    if indeg[c] == 0 {
+                        ready.push(c);
+                    }
                 }
             }
         }
@@ -225,7 +228,12 @@ pub fn render_svg(nodes: &[GNode], edges: &[GEdge]) -> String {
         .filter(|e| by_id.contains_key(&e.parent) && by_id.contains_key(&e.child))
         .collect();
     es.sort_by(|a, b| {
-        (a.parent, a.child, &a.source, &a.relation).cmp(&(b.parent, b.child, &b.source, &b.relation))
+        (a.parent, a.child, &a.source, &a.relation).cmp(&(
+            b.parent,
+            b.child,
+            &b.source,
+            &b.relation,
+        ))
     });
     for e in es {
         let (p, c) = (by_id[&e.parent], by_id[&e.child]);

@@ -169,7 +169,11 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
     for h in headers.get_all(header::COOKIE) {
         let Ok(s) = h.to_str() else { continue };
         for part in s.split(';') {
-            if let Some(v) = part.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')) {
+            if let Some(v) = part
+                .trim()
+                .strip_prefix(COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+            {
                 if v.len() <= 200 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     return Some(v.to_string());
                 }
@@ -208,7 +212,10 @@ struct LoginReq {
 
 async fn login(State(st): St, Form(req): Form<LoginReq>) -> UiResult {
     let token = req.token.trim();
-    let valid = token.len() <= 200 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid = token.len() <= 200
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let p = if valid {
         st.auth.authenticate(&*st.store, token).await
     } else {
@@ -273,7 +280,8 @@ pub struct ModelsPage {
     pub namespace: String,
     pub state: String,
     pub q: String,
-    pub states: &'static [&'static str],
+    /// `(state, selected)` for the filter's options.
+    pub states: Vec<(&'static str, bool)>,
 }
 
 const STATES: &[&str] = &[
@@ -351,9 +359,12 @@ async fn models(State(st): St, headers: HeaderMap, Query(q): Query<ModelsQuery>)
         who: who(&p),
         rows: out,
         namespace: namespace.unwrap_or_default(),
-        state: state.unwrap_or_default(),
         q: text.unwrap_or_default(),
-        states: STATES,
+        states: STATES
+            .iter()
+            .map(|s| (*s, Some(*s) == state.as_deref()))
+            .collect(),
+        state: state.unwrap_or_default(),
     })
 }
 
@@ -461,7 +472,12 @@ async fn version_page(
     let p = viewer(&st, &headers).await?;
     let v = visible_version(&st, &p, &ns, &name, &ver).await?;
     let j = status_json(&st, &v).await?;
-    let arr = |k: &str| j.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let arr = |k: &str| {
+        j.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let findings = arr("findings")
         .iter()
         .map(|f| Finding {
@@ -751,10 +767,7 @@ async fn advisories_page(State(st): St, headers: HeaderMap) -> UiResult {
             withdrawn: a.withdrawn_at.is_some(),
         })
         .collect();
-    page(AdvisoriesPage {
-        who: who(&p),
-        list,
-    })
+    page(AdvisoriesPage { who: who(&p), list })
 }
 
 pub struct AffectedView {
@@ -870,12 +883,15 @@ mod tests {
             namespace: evil.into(),
             state: String::new(),
             q: "\"><script>alert(3)</script>".into(),
-            states: STATES,
+            states: STATES.iter().map(|s| (*s, false)).collect(),
         }
         .render()
         .unwrap();
         assert!(!html.to_lowercase().contains("<script"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{html}"
+        );
         assert!(html.contains("badge flagged"));
     }
 
@@ -929,8 +945,14 @@ mod tests {
         .render()
         .unwrap();
         let lower = html.to_lowercase();
-        assert!(!lower.contains("<img") && !lower.contains("<script"), "{html}");
-        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(
+            !lower.contains("<img") && !lower.contains("<script"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -951,7 +973,10 @@ mod tests {
         );
         assert_eq!(cookie_token(&h).as_deref(), Some("pdg_x"));
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("pedigree_token=a b\"c"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("pedigree_token=a b\"c"),
+        );
         assert_eq!(cookie_token(&h), None);
         let long = format!("pedigree_token={}", "a".repeat(5000));
         let mut h = HeaderMap::new();

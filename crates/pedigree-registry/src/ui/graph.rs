@@ -235,8 +235,17 @@ pub fn render_svg(nodes: &[GNode], edges: &[GEdge]) -> String {
             &b.relation,
         ))
     });
+    // Parallel edges (a declared and an inferred edge between the same pair) are fanned out
+    // side by side so neither hides the other.
+    let mut fan: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
+    for e in &es {
+        fan.entry((e.parent, e.child)).or_insert((0, 0)).1 += 1;
+    }
     for e in es {
         let (p, c) = (by_id[&e.parent], by_id[&e.child]);
+        let slot = fan.get_mut(&(e.parent, e.child)).expect("counted above");
+        let dx = slot.0 * 12 - (slot.1 - 1) * 6;
+        slot.0 += 1;
         let kind = if e.source == "declared" {
             "declared"
         } else {
@@ -246,15 +255,15 @@ pub fn render_svg(nodes: &[GNode], edges: &[GEdge]) -> String {
             .get(&e.parent)
             .is_some_and(|n| n.risk != Risk::Clean)
             && node_of.get(&e.child).is_some_and(|n| n.risk != Risk::Clean);
-        let (x1, y1) = (p.x + NODE_W / 2, p.y + NODE_H);
-        let (x2, y2) = (c.x + NODE_W / 2, c.y);
+        let (x1, y1) = (p.x + NODE_W / 2 + dx, p.y + NODE_H);
+        let (x2, y2) = (c.x + NODE_W / 2 + dx, c.y);
         let d = if y2 > y1 {
             let my = (y1 + y2) / 2;
             format!("M{x1},{y1} C{x1},{my} {x2},{my} {x2},{y2}")
         } else {
             // Same layer or upwards (only on a cycle): loop around the side.
-            let (sx, sy) = (p.x + NODE_W, p.y + NODE_H / 2);
-            let (tx, ty) = (c.x + NODE_W, c.y + NODE_H / 2);
+            let (sx, sy) = (p.x + NODE_W, p.y + NODE_H / 2 + dx / 2);
+            let (tx, ty) = (c.x + NODE_W, c.y + NODE_H / 2 + dx / 2);
             let bulge = sx.max(tx) + 60;
             format!("M{sx},{sy} C{bulge},{sy} {bulge},{ty} {tx},{ty}")
         };
@@ -441,6 +450,20 @@ mod tests {
             r#"class="edge declared risky" data-parent="acme/base:1.1" data-child="acme/ft-a:1.0""#
         ));
         assert_eq!(svg.matches(r#"<g class="node "#).count(), nodes.len());
+    }
+
+    #[test]
+    fn parallel_edges_do_not_hide_each_other() {
+        let (nodes, edges) = family();
+        let svg = render_svg(&nodes, &edges);
+        let d_of = |src: &str| {
+            let needle = format!(
+                r#"data-parent="acme/base:1.1" data-child="acme/ft-a:1.0" data-source="{src}" d=""#
+            );
+            let at = svg.find(&needle).unwrap() + needle.len();
+            svg[at..at + svg[at..].find('"').unwrap()].to_string()
+        };
+        assert_ne!(d_of("declared"), d_of("inferred"));
     }
 
     #[test]

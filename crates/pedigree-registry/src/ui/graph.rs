@@ -86,11 +86,12 @@ pub fn layout(nodes: &[GNode], edges: &[GEdge]) -> Layout {
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     for e in edges {
-        if let (Some(&p), Some(&c)) = (slot.get(&e.parent), slot.get(&e.child)) {
-            if p != c && !parents[c].contains(&p) {
-                parents[c].push(p);
-                children[p].push(c);
-            }
+        if let (Some(&p), Some(&c)) = (slot.get(&e.parent), slot.get(&e.child))
+            && p != c
+            && !parents[c].contains(&p)
+        {
+            parents[c].push(p);
+            children[p].push(c);
         }
     }
     // Longest path from the roots (Kahn's order). Nodes on a cycle, which lineage should never
@@ -129,8 +130,8 @@ pub fn layout(nodes: &[GNode], edges: &[GEdge]) -> Layout {
     }
     let layer: Vec<usize> = layer.into_iter().map(|l| l.unwrap_or(0)).collect();
     let mut layers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        layers.entry(layer[i]).or_default().push(i);
+    for (i, &l) in layer.iter().enumerate() {
+        layers.entry(l).or_default().push(i);
     }
     // Order each layer by the mean position of its parents in the layers above.
     let mut pos: Vec<f64> = vec![0.0; n];

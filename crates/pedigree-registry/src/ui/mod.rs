@@ -173,10 +173,10 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
                 .trim()
                 .strip_prefix(COOKIE)
                 .and_then(|r| r.strip_prefix('='))
+                && v.len() <= 200
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             {
-                if v.len() <= 200 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    return Some(v.to_string());
-                }
+                return Some(v.to_string());
             }
         }
     }

@@ -28,6 +28,8 @@ fi
 
 # PostgreSQL, for the registry tests that run against both engines.
 bash scripts/setup-postgres.sh
+# Debian's Chromium, for the web UI's browser tests.
+bash scripts/setup-chromium.sh
 
 # The release binary the quick start runs. CI skips it: the tests build their own binary,
 # and a second full build would only cost CI time and disk.

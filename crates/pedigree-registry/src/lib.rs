@@ -21,4 +21,5 @@ pub mod names;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod ui;
 pub mod webhook;

@@ -74,6 +74,12 @@ impl ApiError {
             details: None,
         }
     }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     fn details(mut self, d: Value) -> ApiError {
         self.details = Some(d);
         self
@@ -203,7 +209,7 @@ async fn version_or_404(st: &AppState, ns: &str, name: &str, ver: &str) -> ApiRe
 
 /// Who may see a version at all: approved ones to every reader of the namespace; the others to
 /// its publishers, approvers and admins.
-fn can_see(p: &Principal, v: &VersionRow) -> bool {
+pub fn can_see(p: &Principal, v: &VersionRow) -> bool {
     if v.state == "approved" {
         p.can_read(&v.namespace)
     } else {
@@ -390,7 +396,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/audit", get(audit_log))
         .route("/v1/jobs", get(jobs))
         .layer(DefaultBodyLimit::max(32 << 20))
-        .with_state(st)
+        .with_state(st.clone())
+        .merge(crate::ui::router(st))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -815,7 +822,7 @@ async fn version_status(
     Ok(Json(status_json(&st, &v).await?).into_response())
 }
 
-async fn status_json(st: &AppState, v: &VersionRow) -> ApiResult<Value> {
+pub async fn status_json(st: &AppState, v: &VersionRow) -> ApiResult<Value> {
     let flags = st.store.flags_of(&[v.id]).await?;
     let edges = st.store.edges_of(v.id).await?;
     let mut ids: Vec<i64> = edges.iter().flat_map(|e| [e.parent, e.child]).collect();

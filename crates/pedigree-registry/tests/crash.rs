@@ -31,6 +31,7 @@ fn server_child() {
         listen: "127.0.0.1:0".parse().unwrap(),
         policy: None,
         database_url: None,
+        blob_store: None,
         workers: 1,
     }))
     .unwrap();

@@ -73,6 +73,11 @@ impl Drop for Moto {
     }
 }
 
+/// moto does not verify signatures, but it treats a request without any as anonymous (and
+/// refuses reads of private objects): a well-formed header with a dummy signature will do.
+const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
+    Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+
 /// One unsigned HTTP/1.1 request (moto does not check signatures): status and body.
 fn raw_http(
     addr: SocketAddr,
@@ -84,7 +89,8 @@ fn raw_http(
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\
+         Content-Type: application/octet-stream\r\n{MOTO_AUTH}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

@@ -392,10 +392,11 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         let p = e.path();
         if p.is_dir() {
             out.extend(walk_files(&p));
+            // An empty download scratch dir counts as left behind too.
+            if p.to_string_lossy().ends_with(".fetch") {
+                out.push(p);
+            }
         } else {
-            out.push(p);
-        }
-        if p.is_dir() && p.to_string_lossy().ends_with(".fetch") {
             out.push(p);
         }
     }

@@ -208,14 +208,17 @@ fn write_model(dir: &Path) {
         x ^= x << 17;
         ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
     };
-    let tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = [("embed.weight", vec![64, 32]), ("head.weight", vec![16, 32])]
-        .into_iter()
-        .map(|(n, shape)| {
-            let count: usize = shape.iter().product();
-            let bytes = (0..count).flat_map(|_| next().to_le_bytes()).collect();
-            (n, shape, bytes)
-        })
-        .collect();
+    let tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = [
+        ("embed.weight", vec![64, 32]),
+        ("head.weight", vec![16, 32]),
+    ]
+    .into_iter()
+    .map(|(n, shape)| {
+        let count: usize = shape.iter().product();
+        let bytes = (0..count).flat_map(|_| next().to_le_bytes()).collect();
+        (n, shape, bytes)
+    })
+    .collect();
     let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, s, b)| {
@@ -251,7 +254,10 @@ fn serve_with_s3_blob_store_push_ingest_pull() {
     );
     let srv = Serve::start(tmp.path(), &store);
     let publisher = srv
-        .ok(&srv.admin, &["token", "create", "acme-ci", "--role", "publisher:acme"])
+        .ok(
+            &srv.admin,
+            &["token", "create", "acme-ci", "--role", "publisher:acme"],
+        )
         .trim()
         .to_string();
 
@@ -289,12 +295,18 @@ fn serve_with_s3_blob_store_push_ingest_pull() {
     }
     // ... and no blob is kept on the server's disk.
     let local_blobs = walk_files(&srv.data.join("blobs"));
-    assert!(local_blobs.is_empty(), "blobs on local disk: {local_blobs:?}");
+    assert!(
+        local_blobs.is_empty(),
+        "blobs on local disk: {local_blobs:?}"
+    );
     let fetch_left: Vec<_> = walk_files(&srv.data.join("work"))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".fetch"))
         .collect();
-    assert!(fetch_left.is_empty(), "download scratch left: {fetch_left:?}");
+    assert!(
+        fetch_left.is_empty(),
+        "download scratch left: {fetch_left:?}"
+    );
 
     let pulled = tmp.path().join("pulled");
     let out = srv.ok(
@@ -344,7 +356,10 @@ fn serve_refuses_a_blob_store_it_cannot_reach() {
     let moto = Moto::start();
     let tmp = tempfile::tempdir().unwrap();
     // No such bucket on a live server, then no server at all.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     for (store, why) in [
         (
             format!(
@@ -377,7 +392,12 @@ fn serve_refuses_a_blob_store_it_cannot_reach() {
             std::thread::sleep(Duration::from_millis(100));
         };
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(!status.success(), "{store}");
         assert!(err.contains(why), "{store}: {err}");
     }

@@ -66,9 +66,8 @@ pub async fn open_blob_store(
     } else {
         data_dir.join(dir)
     };
-    let s = LocalBlobStore::new(&dir).map_err(|e| {
-        BlobError::Config(format!("blob store directory {}: {e}", dir.display()))
-    })?;
+    let s = LocalBlobStore::new(&dir)
+        .map_err(|e| BlobError::Config(format!("blob store directory {}: {e}", dir.display())))?;
     Ok(std::sync::Arc::new(s))
 }
 

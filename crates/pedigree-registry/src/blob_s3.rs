@@ -369,10 +369,8 @@ impl BlobStore for S3BlobStore {
         let dest = scratch.join(&hex);
         let r: Result<(), BlobError> = async {
             let (mut reader, _) = self.get_verified(digest).await?;
-            let mut out = tokio::io::BufWriter::with_capacity(
-                4 << 20,
-                tokio::fs::File::create(&part).await?,
-            );
+            let mut out =
+                tokio::io::BufWriter::with_capacity(4 << 20, tokio::fs::File::create(&part).await?);
             // The verifying reader fails before EOF is reported when the bytes are wrong, so
             // a tampered blob never gets renamed to its digest's name.
             tokio::io::copy(&mut reader, &mut out)

@@ -228,7 +228,9 @@ async fn round_trip_small_and_multipart() {
             .unwrap_or_else(|| panic!("no ETag in {head}"));
         match parts {
             Some(p) => assert!(
-                etag.trim().trim_end_matches('"').ends_with(&format!("-{p}")),
+                etag.trim()
+                    .trim_end_matches('"')
+                    .ends_with(&format!("-{p}")),
                 "{n} bytes should go up in {p} parts: {etag}"
             ),
             None => assert!(!etag.contains('-'), "single PUT expected: {etag}"),
@@ -477,13 +479,8 @@ async fn server_errors_are_retried_then_reported() {
     let srv = canned(
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
-    let store = S3BlobStore::new(&options(
-        &format!("http://{}", srv.addr),
-        "models",
-        "x",
-        3,
-    ))
-    .unwrap();
+    let store =
+        S3BlobStore::new(&options(&format!("http://{}", srv.addr), "models", "x", 3)).unwrap();
     let digest = format!("sha256:{}", "ef".repeat(32));
     let e = store.exists(&digest).await.unwrap_err();
     assert_eq!(
@@ -496,7 +493,10 @@ async fn server_errors_are_retried_then_reported() {
         msg.contains("s3://models/x") && msg.contains(&digest) && msg.contains("checking"),
         "{msg}"
     );
-    assert!(msg.contains("503"), "the server's answer is in the message: {msg}");
+    assert!(
+        msg.contains("503"),
+        "the server's answer is in the message: {msg}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let staged = stage(tmp.path(), b"tiny model").await;
@@ -517,13 +517,8 @@ async fn a_lying_server_cannot_make_us_allocate_or_accept() {
     let srv = canned(
         b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\nLast-Modified: Sun, 22 Nov 2026 08:00:00 GMT\r\nETag: \"x\"\r\nConnection: close\r\n\r\n0123456789",
     );
-    let store = S3BlobStore::new(&options(
-        &format!("http://{}", srv.addr),
-        "models",
-        "",
-        0,
-    ))
-    .unwrap();
+    let store =
+        S3BlobStore::new(&options(&format!("http://{}", srv.addr), "models", "", 0)).unwrap();
     let digest = format!("sha256:{}", "01".repeat(32));
     // A size is only a number we report; nothing is sized from it.
     assert_eq!(
@@ -560,7 +555,10 @@ async fn urls_are_parsed_strictly() {
         assert!(e.contains(why), "{bad}: {e}");
     }
     let tmp = tempfile::tempdir().unwrap();
-    let e = open_blob_store("ftp://x/y", tmp.path()).await.err().unwrap();
+    let e = open_blob_store("ftp://x/y", tmp.path())
+        .await
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("unknown scheme"), "{e}");
     // A relative directory lands under the data dir.
     open_blob_store("other-blobs", tmp.path()).await.unwrap();

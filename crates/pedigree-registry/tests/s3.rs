@@ -72,10 +72,10 @@ impl Moto {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok((status, _, _)) = raw_http(addr, "GET", "/", &[]) {
-                if status > 0 {
-                    break;
-                }
+            if let Ok((status, _, _)) = raw_http(addr, "GET", "/", &[])
+                && status > 0
+            {
+                break;
             }
             if let Ok(Some(st)) = m.child.try_wait() {
                 panic!("moto_server exited ({st}): {}", m.log_text());

@@ -21,6 +21,8 @@ fi
 
 # The reference model_signing tool, for the signing interop tests.
 bash scripts/setup-interop-venv.sh
+# moto's S3-compatible server, for the registry's S3 blob-store tests.
+bash scripts/setup-s3.sh
 # Fashion-MNIST from Debian, for the cascade lab (the tests use a committed subset).
 if [ -f scripts/setup-lab-data.sh ]; then
   bash scripts/setup-lab-data.sh

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Metadata database URL instead of DATA_DIR/registry.db.
     #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Blob store instead of DATA_DIR/blobs: `s3://BUCKET/PREFIX?endpoint=URL&region=R&allow_http=true`
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a directory.
+    #[arg(long, env = "PEDIGREE_BLOB_STORE")]
+    pub blob_store: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -353,6 +357,7 @@ fn serve(a: &ServeArgs) -> anyhow::Result<u8> {
         policy: a.policy.clone(),
         database_url: a.database_url.clone(),
         workers: a.workers.max(1),
+        blob_store: a.blob_store.clone(),
     };
     runtime()?.block_on(pedigree_registry::server::serve(cfg))?;
     Ok(0)

@@ -18,6 +18,57 @@ pub enum BlobError {
     NotFound(String),
     #[error("blob storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A blob store that cannot be set up as asked (bad URL, bad options).
+    #[error("{0}")]
+    Config(String),
+    /// A remote store failed (after its retries): which store, doing what, for which blob.
+    #[error("blob store {store}: {op} {digest} failed: {cause}")]
+    Remote {
+        store: String,
+        op: String,
+        digest: String,
+        cause: String,
+    },
+}
+
+/// A blob's bytes being read: a local file, or a verified download from a remote store.
+pub type BlobReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// The blob store a URL names: `s3://bucket/prefix?endpoint=…` (see
+/// [`crate::blob_s3::S3Options::from_url`]; credentials from the standard `AWS_*` variables),
+/// `file:///dir` or a plain directory (relative ones are taken under `data_dir`, like the
+/// default `blobs`). A remote store is checked once here so a wrong endpoint, bucket or
+/// credentials stop the server at startup.
+pub async fn open_blob_store(
+    url: &str,
+    data_dir: &Path,
+) -> Result<std::sync::Arc<dyn BlobStore>, BlobError> {
+    if url.starts_with("s3://") {
+        let o = crate::blob_s3::S3Options::from_url(url)?;
+        let s = crate::blob_s3::S3BlobStore::new(&o)?;
+        s.check().await?;
+        return Ok(std::sync::Arc::new(s));
+    }
+    let dir = match url.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if url.contains("://") => {
+            return Err(BlobError::Config(format!(
+                "blob store URL {url:?}: unknown scheme (known: s3://, file://, or a directory)"
+            )));
+        }
+        None => PathBuf::from(url),
+    };
+    if dir.as_os_str().is_empty() {
+        return Err(BlobError::Config("blob store: empty directory".into()));
+    }
+    let dir = if dir.is_absolute() {
+        dir
+    } else {
+        data_dir.join(dir)
+    };
+    let s = LocalBlobStore::new(&dir)
+        .map_err(|e| BlobError::Config(format!("blob store directory {}: {e}", dir.display())))?;
+    Ok(std::sync::Arc::new(s))
 }
 
 /// `sha256:<64 lowercase hex>` → the hex part, or an error naming the bad value.
@@ -43,8 +94,9 @@ pub trait BlobStore: Send + Sync {
     /// A local path to read the blob from (a local store returns the blob itself; a remote one
     /// would download into `scratch`).
     async fn local_path(&self, digest: &str, scratch: &Path) -> Result<PathBuf, BlobError>;
-    /// Open for streaming to a client.
-    async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError>;
+    /// Open for streaming to a client: the reader and the blob's size. A remote store's reader
+    /// fails instead of ending if the bytes do not match the digest.
+    async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError>;
 }
 
 /// A file written under the staging directory whose SHA-256 has been computed while writing.
@@ -190,12 +242,12 @@ impl BlobStore for LocalBlobStore {
         Ok(p)
     }
 
-    async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError> {
+    async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError> {
         let p = self.path_of(digest)?;
         let f = tokio::fs::File::open(&p)
             .await
             .map_err(|_| BlobError::NotFound(digest.into()))?;
         let len = f.metadata().await?.len();
-        Ok((f, len))
+        Ok((Box::pin(f), len))
     }
 }

@@ -49,6 +49,10 @@ async fn materialize(
     }
     let _ = tokio::fs::remove_dir_all(dest).await;
     tokio::fs::create_dir_all(dest).await?;
+    // Downloads from a remote blob store land beside `dest`, never in it: the readers must see
+    // exactly the directory the publisher pushed. Linked into place, then the scratch goes.
+    let scratch = dest.with_extension("fetch");
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
     for f in store.version_files(version_id).await? {
         let rel = crate::server::safe_relative_path(&f.path)
             .ok_or_else(|| anyhow!("unsafe path {:?} in version {version_id}", f.path))?;
@@ -56,11 +60,12 @@ async fn materialize(
         if let Some(p) = target.parent() {
             tokio::fs::create_dir_all(p).await?;
         }
-        let src = blobs.local_path(&f.digest, dest).await?;
+        let src = blobs.local_path(&f.digest, &scratch).await?;
         if tokio::fs::hard_link(&src, &target).await.is_err() {
             tokio::fs::copy(&src, &target).await?;
         }
     }
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
     tokio::fs::write(dest.join(".complete"), b"").await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod audit;
 pub mod auth;
 pub mod blob;
+pub mod blob_s3;
 pub mod cascade;
 pub mod client;
 pub mod ingest;

@@ -40,6 +40,8 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     pub database_url: Option<String>,
     pub workers: usize,
+    /// Blob store URL (`s3://…` or a directory); `None`: `blobs/` under the data dir.
+    pub blob_store: Option<String>,
 }
 
 pub struct AppState {
@@ -129,8 +131,11 @@ impl From<blob::BlobError> for ApiError {
         match e {
             blob::BlobError::BadDigest(_) | blob::BlobError::Mismatch { .. } => bad(e.to_string()),
             blob::BlobError::NotFound(_) => not_found(e.to_string()),
-            blob::BlobError::Io(_) => {
+            blob::BlobError::Io(_) | blob::BlobError::Config(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string())
+            }
+            blob::BlobError::Remote { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "blob_store", e.to_string())
             }
         }
     }
@@ -239,7 +244,10 @@ pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<S
             .await?
             .with_anchor(cfg.data_dir.join("audit.head")),
     );
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(cfg.data_dir.join("blobs"))?);
+    let blobs: Arc<dyn BlobStore> = match &cfg.blob_store {
+        Some(url) => blob::open_blob_store(url, &cfg.data_dir).await?,
+        None => Arc::new(LocalBlobStore::new(cfg.data_dir.join("blobs"))?),
+    };
     let policy = match &cfg.policy {
         Some(p) => Policy::load(p).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?,
         None => Policy::default_policy(),

@@ -36,6 +36,7 @@ fn server_child() {
         listen: "127.0.0.1:0".parse().unwrap(),
         policy: None,
         database_url: std::env::var("PEDIGREE_CRASH_DB_URL").ok(),
+        blob_store: None,
         workers: 1,
     }))
     .unwrap();

@@ -1,0 +1,424 @@
+//! `pedigree serve --blob-store s3://…` end to end, against a real S3-compatible server (moto's
+//! standalone server from `.venv`, installed by `bash scripts/setup.sh`): push, ingest and pull
+//! a small model with the CLI; the blobs live in the bucket and nowhere on the server's disk;
+//! a blob store that cannot be reached stops `serve` at startup with the store named.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+
+fn moto_binary() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: the S3 tests need moto's S3 server; run `bash scripts/setup.sh` \
+         (it runs scripts/setup-s3.sh)",
+        bin.display()
+    );
+    bin
+}
+
+struct Moto {
+    child: Child,
+    addr: SocketAddr,
+    _tmp: tempfile::TempDir,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let bin = moto_binary();
+        let tmp = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tmp.path().join("moto.log");
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(tmp.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while raw_http(addr, "GET", "/", &[]).is_err() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "moto_server exited ({st}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "moto_server did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            child,
+            addr,
+            _tmp: tmp,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto does not verify signatures, but it treats a request without any as anonymous (and
+/// refuses reads of private objects): a well-formed header with a dummy signature will do.
+const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
+    Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+
+/// One unsigned HTTP/1.1 request (moto does not check signatures): status and body.
+fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\
+         Content-Type: application/octet-stream\r\n{MOTO_AUTH}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let status = String::from_utf8_lossy(&buf[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, buf[split + 4..].to_vec()))
+}
+
+struct Serve {
+    child: Child,
+    url: String,
+    admin: String,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn cmd(data: &Path, blob_store: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+        c.args(["serve", "--data-dir", data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--blob-store", blob_store])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("PEDIGREE_LOG", "warn");
+        c
+    }
+
+    fn start(tmp: &Path, blob_store: &str) -> Serve {
+        let data = tmp.join("data");
+        let log = tmp.join("serve.log");
+        let mut child = Serve::cmd(&data, blob_store)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start pedigree serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let (mut admin, mut url) = (None, None);
+        while url.is_none() {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+                let _ = child.kill();
+                panic!(
+                    "the server printed no URL; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            };
+            if let Some(t) = line.split("admin token").nth(1) {
+                admin = t.rsplit(' ').next().map(|s| s.trim().to_string());
+            }
+            if let Some(u) = line.split("listening on ").nth(1) {
+                url = Some(u.trim().to_string());
+            }
+        }
+        Serve {
+            child,
+            url: url.unwrap(),
+            admin: admin.expect("an admin token printed on first start"),
+            data,
+            log,
+        }
+    }
+
+    fn cli(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pedigree"))
+            .args(args)
+            .env("PEDIGREE_URL", &self.url)
+            .env("PEDIGREE_TOKEN", token)
+            .output()
+            .expect("run pedigree")
+    }
+
+    fn ok(&self, token: &str, args: &[&str]) -> String {
+        let o = self.cli(token, args);
+        assert!(
+            o.status.success(),
+            "pedigree {args:?} failed: {}\n{}\nserver log:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small safetensors model with a card and a config.
+fn write_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+    };
+    let tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = [
+        ("embed.weight", vec![64, 32]),
+        ("head.weight", vec![16, 32]),
+    ]
+    .into_iter()
+    .map(|(n, shape)| {
+        let count: usize = shape.iter().product();
+        let bytes = (0..count).flat_map(|_| next().to_le_bytes()).collect();
+        (n, shape, bytes)
+    })
+    .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                *n,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::tensor::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("README.md"),
+        "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# s3 toy\n\nA small model for the S3 blob store test.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("config.json"), br#"{"model_type": "toy"}"#).unwrap();
+}
+
+#[test]
+fn serve_with_s3_blob_store_push_ingest_pull() {
+    let moto = Moto::start();
+    let (status, body) = raw_http(moto.addr, "PUT", "/models", &[]).unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let tmp = tempfile::tempdir().unwrap();
+    let store = format!(
+        "s3://models/registry?endpoint=http://{}&region=us-east-1&allow_http=true",
+        moto.addr
+    );
+    let srv = Serve::start(tmp.path(), &store);
+    let publisher = srv
+        .ok(
+            &srv.admin,
+            &["token", "create", "acme-ci", "--role", "publisher:acme"],
+        )
+        .trim()
+        .to_string();
+
+    let model = tmp.path().join("model");
+    write_model(&model);
+    let out = srv.ok(
+        &publisher,
+        &[
+            "push",
+            model.to_str().unwrap(),
+            "acme/toy:1.0",
+            "--wait",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert!(
+        out.contains("3 file(s)") && out.contains("acme/toy:1.0: approved"),
+        "{out}"
+    );
+
+    // Every file is an object in the bucket under its digest, byte for byte...
+    for name in ["model.safetensors", "README.md", "config.json"] {
+        let bytes = std::fs::read(model.join(name)).unwrap();
+        let hex = hex::encode(sha2::Sha256::digest(&bytes));
+        let (status, body) = raw_http(
+            moto.addr,
+            "GET",
+            &format!("/models/registry/sha256/{hex}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{name} is not in the bucket");
+        assert!(body == bytes, "{name} differs in the bucket");
+    }
+    // ... and no blob is kept on the server's disk.
+    let local_blobs = walk_files(&srv.data.join("blobs"));
+    assert!(
+        local_blobs.is_empty(),
+        "blobs on local disk: {local_blobs:?}"
+    );
+    let fetch_left: Vec<_> = walk_files(&srv.data.join("work"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".fetch"))
+        .collect();
+    assert!(
+        fetch_left.is_empty(),
+        "download scratch left: {fetch_left:?}"
+    );
+
+    let pulled = tmp.path().join("pulled");
+    let out = srv.ok(
+        &srv.admin,
+        &["pull", "acme/toy:1.0", pulled.to_str().unwrap()],
+    );
+    assert!(out.contains("every SHA-256 verified"), "{out}");
+    for name in ["model.safetensors", "README.md", "config.json"] {
+        assert_eq!(
+            std::fs::read(model.join(name)).unwrap(),
+            std::fs::read(pulled.join(name)).unwrap(),
+            "{name} differs after the round trip through S3"
+        );
+    }
+
+    // Tamper with the weights in the bucket: the registry refuses to serve them.
+    let bytes = std::fs::read(model.join("model.safetensors")).unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&bytes));
+    let mut evil = bytes.clone();
+    let last = evil.len() - 1;
+    evil[last] ^= 0x40;
+    let (status, _) = raw_http(
+        moto.addr,
+        "PUT",
+        &format!("/models/registry/sha256/{hex}"),
+        &evil,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let o = srv.cli(
+        &srv.admin,
+        &[
+            "pull",
+            "acme/toy:1.0",
+            tmp.path().join("pulled-evil").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "a tampered blob was pulled: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn serve_refuses_a_blob_store_it_cannot_reach() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // No such bucket on a live server, then no server at all.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (store, why) in [
+        (
+            format!(
+                "s3://no-such-bucket?endpoint=http://{}&allow_http=true&retries=1",
+                moto.addr
+            ),
+            "s3://no-such-bucket",
+        ),
+        (
+            format!("s3://models?endpoint=http://{dead}&allow_http=true&retries=1"),
+            "s3://models",
+        ),
+        ("s3://models?endpiont=x".to_string(), "unknown option"),
+    ] {
+        let mut c = Serve::cmd(&tmp.path().join("data"), &store);
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve kept running with an unreachable blob store {store}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(!status.success(), "{store}");
+        assert!(err.contains(why), "{store}: {err}");
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+            // An empty download scratch dir counts as left behind too.
+            if p.to_string_lossy().ends_with(".fetch") {
+                out.push(p);
+            }
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -45,6 +45,10 @@ pub trait BlobStore: Send + Sync {
     async fn local_path(&self, digest: &str, scratch: &Path) -> Result<PathBuf, BlobError>;
     /// Open for streaming to a client.
     async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError>;
+    /// Readiness: the store is reachable and accepts writes (`/readyz`).
+    async fn check(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
 }
 
 /// A file written under the staging directory whose SHA-256 has been computed while writing.
@@ -188,6 +192,21 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(digest.into()));
         }
         Ok(p)
+    }
+
+    /// Writes and removes a probe file under `<root>/sha256` without creating directories, so
+    /// a removed or read-only blob directory is reported rather than silently recreated.
+    async fn check(&self) -> Result<(), BlobError> {
+        let dir = self.root.join("sha256");
+        let probe = dir.join(format!(".ready-{}", uuid::Uuid::new_v4()));
+        let r = tokio::fs::write(&probe, b"ok").await;
+        let _ = tokio::fs::remove_file(&probe).await;
+        r.map_err(|e| {
+            BlobError::Io(std::io::Error::new(
+                e.kind(),
+                format!("writing a probe file in {}: {e}", dir.display()),
+            ))
+        })
     }
 
     async fn open(&self, digest: &str) -> Result<(tokio::fs::File, u64), BlobError> {

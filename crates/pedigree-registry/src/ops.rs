@@ -3,10 +3,12 @@
 //! request accounting, structured logs, and graceful shutdown on SIGTERM / Ctrl-C.
 //!
 //! `/metrics` carries no authentication: it exposes only aggregate counts, durations and route
-//! templates (`/v1/models/{ns}/{name}/versions`), never a model name, token or path. An operator
+//! templates (`/v1/models/:ns/:name/versions`), never a model name, token or path. An operator
 //! who does not want even those on the public address sets `metrics_listen` to a private one,
 //! which also removes `/metrics` from the API listener. `/healthz` and `/readyz` are likewise
 //! open, as load balancers and orchestrators probe them without credentials.
+//!
+//! Route labels use the `:param` form (`/v1/models/:ns/:name/versions`).
 //!
 //! Job gauges are read from the shared database at scrape time, so every process reports the
 //! same registry-wide numbers: aggregate them with `max`, not `sum`. Counters and histograms
@@ -239,6 +241,7 @@ pub async fn track_http(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let label = route_label(&route);
     let method = req.method().clone();
     let is_upload_body = (method == Method::PUT && route == "/v1/blobs/{digest}")
         || (method == Method::PATCH && route == "/v1/uploads/{id}");
@@ -262,14 +265,12 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     m.http_requests
         .get_or_create(&HttpLabels {
             method: method.to_string(),
-            route: route.clone(),
+            route: label.clone(),
             status: status.as_u16().to_string(),
         })
         .inc();
     m.http_seconds
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { route: label })
         .observe(started.elapsed().as_secs_f64());
     if status.is_success() {
         if is_upload_body {
@@ -289,6 +290,13 @@ pub async fn track_http(req: Request, next: Next) -> Response {
         }
     }
     resp
+}
+
+/// A route template as a label value: `{ns}` becomes `:ns` (and `{*path}` `*path`). Braces
+/// are legal inside a quoted label value, but common scrapers' and tools' parsers cut the
+/// label set at the first `}`; the colon form reads the same and breaks none of them.
+fn route_label(template: &str) -> String {
+    template.replace("{*", "*").replace('{', ":").replace('}', "")
 }
 
 // ------------------------------------------------------------------------------------ readiness

@@ -88,13 +88,17 @@ impl Proc {
         self.child.id()
     }
 
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill {sig} {}", self.pid());
+    /// Send a signal directly (not through a `kill` binary a minimal image may lack).
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) takes plain integers; the pid is our own live child.
+        let r = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            r,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Wait for exit; the exit code and how long it took.
@@ -336,7 +340,7 @@ fn workers_share_the_queue_and_survive_kill_9() {
         a_job.is_some()
     });
     let a_version = a_job.unwrap().0;
-    a.signal("-KILL");
+    a.signal(libc::SIGKILL);
     let (code, _) = a.wait_exit(Duration::from_secs(10));
     assert_eq!(code, None, "SIGKILL leaves no exit code");
 
@@ -404,7 +408,7 @@ fn sigterm_finishes_or_requeues_the_running_job() {
             .iter()
             .any(|j| j.1 == "running" && j.3.as_deref() == Some(&owner))
     });
-    w.signal("-TERM");
+    w.signal(libc::SIGTERM);
     let (code, took) = w.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{}", w.log_text());
     assert!(took < Duration::from_secs(30), "{took:?}");
@@ -425,7 +429,7 @@ fn sigterm_finishes_or_requeues_the_running_job() {
             .iter()
             .any(|j| j.1 == "running" && j.3.as_deref() == Some(&owner))
     });
-    w.signal("-TERM");
+    w.signal(libc::SIGTERM);
     let (code, took) = w.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{}", w.log_text());
     // The grace (1 s) plus the release and the runtime's own 1 s shutdown bound.
@@ -445,7 +449,7 @@ fn sigterm_finishes_or_requeues_the_running_job() {
     assert_eq!(reg.jobs()[1].2, 1, "one counted attempt");
 
     // The API server also stops cleanly on SIGTERM.
-    reg.server.signal("-TERM");
+    reg.server.signal(libc::SIGTERM);
     let (code, _) = reg.server.wait_exit(Duration::from_secs(40));
     assert_eq!(code, Some(0), "{}", reg.server.log_text());
 }

@@ -341,6 +341,7 @@ fn workers_share_the_queue_and_survive_kill_9() {
     });
     let a_version = a_job.unwrap().0;
     a.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
     let (code, _) = a.wait_exit(Duration::from_secs(10));
     assert_eq!(code, None, "SIGKILL leaves no exit code");
 
@@ -351,6 +352,11 @@ fn workers_share_the_queue_and_survive_kill_9() {
             .unwrap_or_else(|e| panic!("{m:?}: {e}; worker B:\n{}", b.log_text()));
         assert_eq!(s.state, "approved", "{m:?}: {s:?}");
     }
+    eprintln!(
+        "figure: all {} versions decided {:?} after worker A was killed (lease 3 s)",
+        models.len(),
+        killed_at.elapsed()
+    );
 
     // Every job done exactly once; the killed one took a second attempt, by worker B.
     let jobs = reg.jobs();
@@ -412,6 +418,7 @@ fn sigterm_finishes_or_requeues_the_running_job() {
     let (code, took) = w.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{}", w.log_text());
     assert!(took < Duration::from_secs(30), "{took:?}");
+    eprintln!("figure: SIGTERM mid-job (2 s hold, 30 s grace): exited 0 after {took:?}");
     let jobs = reg.jobs();
     assert_eq!(jobs[0].1, "done", "{jobs:?}");
     assert_eq!(c.status(&m1).unwrap().state, "approved");
@@ -434,6 +441,9 @@ fn sigterm_finishes_or_requeues_the_running_job() {
     assert_eq!(code, Some(0), "{}", w.log_text());
     // The grace (1 s) plus the release and the runtime's own 1 s shutdown bound.
     assert!(took < Duration::from_secs(5), "took {took:?}");
+    eprintln!(
+        "figure: SIGTERM mid-job (60 s hold, 1 s grace): job requeued, exited 0 after {took:?}"
+    );
     let jobs = reg.jobs();
     assert_eq!(
         (jobs[1].1.as_str(), jobs[1].2, jobs[1].3.clone()),

@@ -296,7 +296,10 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 /// are legal inside a quoted label value, but common scrapers' and tools' parsers cut the
 /// label set at the first `}`; the colon form reads the same and breaks none of them.
 fn route_label(template: &str) -> String {
-    template.replace("{*", "*").replace('{', ":").replace('}', "")
+    template
+        .replace("{*", "*")
+        .replace('{', ":")
+        .replace('}', "")
 }
 
 // ------------------------------------------------------------------------------------ readiness
@@ -466,33 +469,43 @@ impl WorkerPool {
 
 // ------------------------------------------------------------------------------------ shutdown
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
+/// A future that resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this
+/// is called, not when the future is first polled: call it before announcing the process is up,
+/// or a SIGTERM sent right after the announcement meets the default action and kills it.
+pub fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => Box::pin(async move {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+                    _ = int.recv() => tracing::info!("interrupt: shutting down"),
                 }
-            }
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM ({e}); only Ctrl-C stops this process");
-                let _ = tokio::signal::ctrl_c().await;
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("cannot watch SIGTERM/SIGINT ({e}); only Ctrl-C stops this process");
+                Box::pin(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
 /// Serve `app` on `listener` until shutdown, then the drain: the listener closes at once,
 /// in-flight requests and running jobs get until the grace deadline.
 pub async fn run_server(
+    signal: impl std::future::Future<Output = ()>,
     app: Router,
     listener: tokio::net::TcpListener,
     metrics_listener: Option<tokio::net::TcpListener>,
@@ -515,7 +528,7 @@ pub async fn run_server(
         )
     });
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = signal => {}
         r = &mut api => {
             // The server stopped on its own: an error worth exiting non-zero for.
             return match r {
@@ -545,6 +558,7 @@ pub async fn run_server(
 /// `pedigree worker`: ingest workers only, against the configured stores, with `/healthz`,
 /// `/readyz` and `/metrics` on `listen` when given.
 pub async fn run_worker(cfg: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let (store, blobs, policy) = crate::server::open_stores(&cfg).await?;
     let probe = Probe::new(store.clone(), blobs.clone(), &cfg);
     let n = cfg.workers.max(1);
@@ -580,7 +594,7 @@ pub async fn run_worker(cfg: Config, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    shutdown_signal().await;
+    signal.await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace;
     let requeued = pool.drain(deadline).await;
     stop.cancel();

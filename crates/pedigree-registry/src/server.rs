@@ -315,6 +315,7 @@ pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<S
 }
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let signal = crate::ops::shutdown_signal();
     let (st, admin_token) = open_state(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -358,6 +359,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.metrics_listen.is_none(),
     ));
     crate::ops::run_server(
+        signal,
         app,
         listener,
         metrics_listener,

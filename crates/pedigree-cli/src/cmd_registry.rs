@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +40,9 @@ pub enum RegistryCommand {
     /// Run the registry server (SQLite and a blob directory under --data-dir; an admin token is
     /// printed on first start).
     Serve(ServeArgs),
+    /// Run ingest workers only (no API) against the configured database and blob store; with
+    /// --listen, serve /healthz, /readyz and /metrics there.
+    Worker(WorkerArgs),
     /// Upload a model directory as a new version; it lands in quarantine until ingest decides.
     Push(PushArgs),
     /// Download an approved, unflagged version, every file verified against its SHA-256.
@@ -76,27 +78,77 @@ pub enum RegistryCommand {
     Audit(AuditCommand),
 }
 
+/// Settings `serve` and `worker` share. Each is also read from `PEDIGREE_<NAME>` and from the
+/// --config file; a flag beats the environment, which beats the file (see
+/// `pedigree_registry::config`).
 #[derive(clap::Args)]
-pub struct ServeArgs {
-    /// Data directory (registry.db, blobs/, uploads/, work/).
-    #[arg(long, env = "PEDIGREE_DATA_DIR", default_value = "./pedigree-data")]
-    pub data_dir: PathBuf,
-    /// Address to listen on (port 0 picks a free one; the URL is printed).
-    #[arg(long, default_value = "127.0.0.1:8470")]
-    pub listen: SocketAddr,
-    /// Policy file (TOML); default: the built-in policy.
+pub struct StoreArgs {
+    /// Settings file (TOML); unknown keys are an error.
+    #[arg(long, env = "PEDIGREE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (registry.db, blobs/, uploads/, work/) [default: ./pedigree-data].
     #[arg(long)]
-    pub policy: Option<PathBuf>,
-    /// Ingest workers.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    pub data_dir: Option<PathBuf>,
     /// Metadata database URL instead of DATA_DIR/registry.db.
-    #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
+    #[arg(long)]
     pub database_url: Option<String>,
     /// Blob store instead of DATA_DIR/blobs: `s3://BUCKET/PREFIX?endpoint=URL&region=R&allow_http=true`
     /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a directory.
-    #[arg(long, env = "PEDIGREE_BLOB_STORE")]
+    #[arg(long)]
     pub blob_store: Option<String>,
+    /// Policy file (TOML); default: the built-in policy.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Ingest workers in this process [default: 2; `serve --workers 0`: API only].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Ingest job lease in seconds, renewed while a job runs [default: 60].
+    #[arg(long)]
+    pub lease_seconds: Option<u64>,
+    /// On SIGTERM / Ctrl-C, seconds for running requests and jobs to finish before their jobs
+    /// go back to the queue [default: 30].
+    #[arg(long)]
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+impl StoreArgs {
+    fn layer(&self) -> pedigree_registry::config::Layer {
+        pedigree_registry::config::Layer {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            blob_store: self.blob_store.clone(),
+            policy: self.policy.clone(),
+            workers: self.workers,
+            log_format: self.log_format.clone(),
+            lease_seconds: self.lease_seconds,
+            shutdown_grace_seconds: self.shutdown_grace_seconds,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on (port 0 picks a free one; the URL is printed) [default: 127.0.0.1:8470].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Serve /metrics on this address instead of on --listen.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Serve /healthz, /readyz and /metrics on this address (`worker_listen` in the file).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -326,6 +378,7 @@ fn parse_grant(s: &str) -> Result<Grant, String> {
 pub fn run(cmd: &RegistryCommand) -> anyhow::Result<u8> {
     match cmd {
         RegistryCommand::Serve(a) => serve(a),
+        RegistryCommand::Worker(a) => worker(a),
         RegistryCommand::Push(a) => push(a),
         RegistryCommand::Pull(a) => pull(a),
         RegistryCommand::Status(a) => status(a),
@@ -350,17 +403,57 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn serve(a: &ServeArgs) -> anyhow::Result<u8> {
-    let cfg = pedigree_registry::server::Config {
-        data_dir: a.data_dir.clone(),
-        listen: a.listen,
-        policy: a.policy.clone(),
-        database_url: a.database_url.clone(),
-        workers: a.workers.max(1),
-        blob_store: a.blob_store.clone(),
-    };
-    runtime()?.block_on(pedigree_registry::server::serve(cfg))?;
+/// `serve` and `worker` install their own log subscriber (the format is a setting).
+pub fn configures_logging(cmd: &RegistryCommand) -> bool {
+    matches!(cmd, RegistryCommand::Serve(_) | RegistryCommand::Worker(_))
+}
+
+fn settings(
+    store: &StoreArgs,
+    extra: pedigree_registry::config::Layer,
+) -> anyhow::Result<pedigree_registry::config::Settings> {
+    let s =
+        pedigree_registry::config::load(extra.over(store.layer()), store.config.as_deref(), |k| {
+            std::env::var(k).ok()
+        })?;
+    pedigree_registry::ops::init_logging(s.log_format);
+    Ok(s)
+}
+
+/// Run to completion, then drop the runtime without waiting for analyses a shutdown abandoned
+/// (their jobs are already back in the queue).
+fn run_service(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let r = rt.block_on(fut);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r?;
     Ok(0)
+}
+
+fn serve(a: &ServeArgs) -> anyhow::Result<u8> {
+    let s = settings(
+        &a.store,
+        pedigree_registry::config::Layer {
+            listen: a.listen.clone(),
+            metrics_listen: a.metrics_listen.clone(),
+            ..Default::default()
+        },
+    )?;
+    run_service(pedigree_registry::server::serve(s.server_config()))
+}
+
+fn worker(a: &WorkerArgs) -> anyhow::Result<u8> {
+    let s = settings(
+        &a.store,
+        pedigree_registry::config::Layer {
+            worker_listen: a.listen.clone(),
+            ..Default::default()
+        },
+    )?;
+    run_service(pedigree_registry::ops::run_worker(
+        s.server_config(),
+        s.worker_listen,
+    ))
 }
 
 fn human_bytes(n: u64) -> String {

@@ -138,13 +138,11 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PEDIGREE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let own_logging =
+        matches!(&cli.command, Command::Registry(c) if cmd_registry::configures_logging(c));
+    if !own_logging {
+        init_logging(filter);
+    }
     let result = match &cli.command {
         Command::Scan(a) => scan(a),
         Command::Disasm(a) => disasm(a),
@@ -296,4 +294,14 @@ fn list_rules(args: &RulesArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn init_logging(filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEDIGREE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -46,7 +46,7 @@ pub async fn open_blob_store(
     if url.starts_with("s3://") {
         let o = crate::blob_s3::S3Options::from_url(url)?;
         let s = crate::blob_s3::S3BlobStore::new(&o)?;
-        s.check().await?;
+        s.reach_bucket().await?;
         return Ok(std::sync::Arc::new(s));
     }
     let dir = match url.strip_prefix("file://") {
@@ -97,6 +97,10 @@ pub trait BlobStore: Send + Sync {
     /// Open for streaming to a client: the reader and the blob's size. A remote store's reader
     /// fails instead of ending if the bytes do not match the digest.
     async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError>;
+    /// Readiness: the store is reachable and accepts writes (`/readyz`).
+    async fn check(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
 }
 
 /// A file written under the staging directory whose SHA-256 has been computed while writing.
@@ -240,6 +244,21 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(digest.into()));
         }
         Ok(p)
+    }
+
+    /// Writes and removes a probe file under `<root>/sha256` without creating directories, so
+    /// a removed or read-only blob directory is reported rather than silently recreated.
+    async fn check(&self) -> Result<(), BlobError> {
+        let dir = self.root.join("sha256");
+        let probe = dir.join(format!(".ready-{}", uuid::Uuid::new_v4()));
+        let r = tokio::fs::write(&probe, b"ok").await;
+        let _ = tokio::fs::remove_file(&probe).await;
+        r.map_err(|e| {
+            BlobError::Io(std::io::Error::new(
+                e.kind(),
+                format!("writing a probe file in {}: {e}", dir.display()),
+            ))
+        })
     }
 
     async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError> {

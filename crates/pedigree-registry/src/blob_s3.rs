@@ -203,7 +203,7 @@ impl S3BlobStore {
     /// fail at startup with the store named, not at the first upload. A listing rather than a
     /// HEAD: S3 answers a HEAD in a missing bucket with the same 404 as a missing key. Only the
     /// first page is fetched, however many blobs there are.
-    pub async fn check(&self) -> Result<(), BlobError> {
+    pub async fn reach_bucket(&self) -> Result<(), BlobError> {
         let under = self.key_raw("sha256");
         match self.store.list(Some(&under)).next().await {
             None | Some(Ok(_)) => Ok(()),
@@ -386,6 +386,11 @@ impl BlobStore for S3BlobStore {
         }
         tokio::fs::rename(&part, &dest).await?;
         Ok(dest)
+    }
+
+    /// Readiness: the bucket answers (see [`S3BlobStore::reach_bucket`]).
+    async fn check(&self) -> Result<(), BlobError> {
+        self.reach_bucket().await
     }
 
     async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError> {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Notify, RwLock};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::analysis::{
     self, Analysis, AnalysisOptions, LineageIndex, PreparedModel, Relationship, SignatureFact,
@@ -23,7 +25,9 @@ use crate::store::{IngestCommit, Job, MetaStore, NewEdge, VersionRow};
 
 /// Jobs are retried this many times before the version is rejected as unanalysable.
 pub const MAX_ATTEMPTS: i64 = 3;
-const LEASE_MS: i64 = 10 * 60 * 1000;
+/// The default lease; a running job's lease is renewed every third of it, so only a dead or
+/// stalled worker loses its job.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Inferred-lineage candidates verified per upload (each costs one weight diff).
 const CANDIDATES: usize = 8;
 
@@ -33,7 +37,16 @@ pub struct Ingestor {
     pub policy: Arc<RwLock<Policy>>,
     pub work_dir: PathBuf,
     pub notify: Arc<Notify>,
+    lease: Duration,
     index: Mutex<(LineageIndex, bool)>,
+}
+
+/// How a worker stops: `stop` means take no new job; `abort` (the shutdown grace is over) means
+/// give the running job back to the queue now.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
 }
 
 /// The materialised files of a version: hard links to the blobs (copies where links fail), laid
@@ -47,7 +60,52 @@ async fn materialize(
     if tokio::fs::metadata(dest.join(".complete")).await.is_ok() {
         return Ok(());
     }
-    let _ = tokio::fs::remove_dir_all(dest).await;
+    // Built beside the destination and renamed into place, because workers in other processes
+    // share the work directory: one of them may be materialising the same lineage candidate,
+    // and removing a directory another is reading would fail its job.
+    let name = dest
+        .file_name()
+        .ok_or_else(|| anyhow!("work directory {} has no name", dest.display()))?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4()
+    ));
+    let built = build_tree(store, blobs, version_id, &tmp).await;
+    if let Err(e) = built {
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        return Err(e);
+    }
+    if tokio::fs::rename(&tmp, dest).await.is_err() {
+        if tokio::fs::metadata(dest.join(".complete")).await.is_ok() {
+            // Another worker finished the same tree first.
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            return Ok(());
+        }
+        // A partial tree from an older build that died mid-copy: replace it.
+        let _ = tokio::fs::remove_dir_all(dest).await;
+        if let Err(e) = tokio::fs::rename(&tmp, dest).await {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            if tokio::fs::metadata(dest.join(".complete")).await.is_err() {
+                return Err(anyhow!(
+                    "materialising version {version_id} in {}: {e}",
+                    dest.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn build_tree(
+    store: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    version_id: i64,
+    dest: &Path,
+) -> Result<()> {
+    if let Some(p) = dest.parent() {
+        tokio::fs::create_dir_all(p).await?;
+    }
     tokio::fs::create_dir_all(dest).await?;
     // Downloads from a remote blob store land beside `dest`, never in it: the readers must see
     // exactly the directory the publisher pushed. Linked into place, then the scratch goes.
@@ -84,34 +142,108 @@ impl Ingestor {
             policy,
             work_dir,
             notify,
+            lease: DEFAULT_LEASE,
             index: Mutex::new((LineageIndex::new(), false)),
         }
     }
 
-    /// Work forever: take a job, run it, sleep when there is none (or until notified).
-    pub async fn run(self: Arc<Self>, worker: String) {
-        loop {
-            match self.run_once(&worker).await {
+    /// Lease length for the jobs this ingestor claims (renewed every third of it).
+    pub fn with_lease(mut self, lease: Duration) -> Ingestor {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Work until `shutdown.stop`: take a job, run it, sleep when there is none (or until
+    /// notified).
+    pub async fn run(self: Arc<Self>, worker: String, shutdown: Shutdown) {
+        while !shutdown.stop.is_cancelled() {
+            match self.run_once(&worker, &shutdown.abort).await {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(e) => tracing::error!("ingest worker {worker}: {e:#}"),
+                Err(e) => tracing::error!(worker = %worker, "ingest worker: {e:#}"),
             }
-            let _ = tokio::time::timeout(Duration::from_millis(500), self.notify.notified()).await;
+            tokio::select! {
+                _ = shutdown.stop.cancelled() => {}
+                _ = tokio::time::timeout(Duration::from_millis(500), self.notify.notified()) => {}
+            }
         }
     }
 
-    /// Take and run one job; false when the queue is empty.
-    pub async fn run_once(&self, worker: &str) -> Result<bool> {
-        let Some(job) = self.store.claim_job(worker, LEASE_MS).await? else {
+    /// Take and run one job; false when the queue is empty. When `abort` fires first, the job
+    /// goes back to the queue for another worker.
+    pub async fn run_once(&self, worker: &str, abort: &CancellationToken) -> Result<bool> {
+        let lease_ms = self.lease.as_millis() as i64;
+        let Some(job) = self.store.claim_job(worker, lease_ms).await? else {
             return Ok(false);
         };
-        if let Err(e) = self.process(&job).await {
-            let msg = format!("{e:#}");
+        let label = match self.store.version_by_id(job.version_id).await {
+            Ok(Some(v)) => v.label(),
+            _ => format!("#{}", job.version_id),
+        };
+        let span = tracing::info_span!("ingest", job = job.id, version = %label, worker = %worker);
+        self.run_job(worker, &job, &label, abort)
+            .instrument(span)
+            .await?;
+        Ok(true)
+    }
+
+    async fn run_job(
+        &self,
+        worker: &str,
+        job: &Job,
+        label: &str,
+        abort: &CancellationToken,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        tracing::info!(job = job.id, version = %label, attempt = job.attempts, "ingest started");
+        crate::ops::metrics().jobs_started.inc();
+        // Renew the lease while the job runs, so a slow scan is not taken by a second worker
+        // while this one is alive; a worker that dies stops renewing and its lease expires.
+        let renew = {
+            let store = self.store.clone();
+            let (id, owner) = (job.id, worker.to_string());
+            let lease_ms = self.lease.as_millis() as i64;
+            let every = self.lease / 3;
+            let span = tracing::Span::current();
+            tokio::spawn(
+                async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        match store.renew_lease(id, &owner, lease_ms).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!("lease lost: another worker has taken this job");
+                                return;
+                            }
+                            Err(e) => tracing::warn!("renewing the lease failed: {e}"),
+                        }
+                    }
+                }
+                .instrument(span),
+            )
+        };
+        let outcome = tokio::select! {
+            r = self.process(job) => Some(r),
+            _ = abort.cancelled() => None,
+        };
+        renew.abort();
+        let Some(result) = outcome else {
+            // The shutdown grace ran out: hand the job back now rather than leave it to a
+            // lease expiry. Whatever the analysis wrote is redone; nothing was committed.
+            let released = self.store.release_job(job.id, worker).await?;
             tracing::warn!(
-                "ingest job {} (version {}) failed: {msg}",
-                job.id,
-                job.version_id
+                job = job.id,
+                version = %label,
+                released,
+                "ingest interrupted by shutdown; job returned to the queue"
             );
+            crate::ops::metrics().job_finished("released", started.elapsed());
+            return Ok(());
+        };
+        if let Err(e) = result {
+            let msg = format!("{e:#}");
+            tracing::warn!(job = job.id, version = %label, "ingest failed: {msg}");
+            crate::ops::metrics().job_finished("failed", started.elapsed());
             if job.attempts >= MAX_ATTEMPTS {
                 self.store.fail_job(job.id, &msg, false).await?;
                 let decision = json!({"outcome": "rejected", "reasons": [{
@@ -123,8 +255,16 @@ impl Ingestor {
             } else {
                 self.store.fail_job(job.id, &msg, true).await?;
             }
+        } else {
+            crate::ops::metrics().job_finished("done", started.elapsed());
+            tracing::info!(
+                job = job.id,
+                version = %label,
+                seconds = started.elapsed().as_secs_f64(),
+                "ingest finished"
+            );
         }
-        Ok(true)
+        Ok(())
     }
 
     fn version_dir(&self, id: i64) -> PathBuf {
@@ -153,6 +293,9 @@ impl Ingestor {
             .ok_or_else(|| anyhow!("version {} vanished", job.version_id))?;
         let dir = self.version_dir(v.id);
         materialize(&*self.store, &*self.blobs, v.id, &dir).await?;
+        if let Some(ms) = test_delay() {
+            tokio::time::sleep(ms).await;
+        }
         let policy = self.policy.read().await.clone();
         let trusted: Vec<TrustedKey> = policy
             .trusted_signers(&v.namespace)
@@ -168,6 +311,7 @@ impl Ingestor {
             let model_name = model_name.clone();
             let version = v.version.clone();
             tokio::task::spawn_blocking(move || -> Result<(Analysis, Option<PreparedModel>)> {
+                let _timer = crate::ops::ScanTimer::start();
                 let sig = dir.join("model.sig");
                 let opts = AnalysisOptions {
                     model_name: &model_name,
@@ -371,6 +515,17 @@ impl Ingestor {
         }
         Ok((edges, findings))
     }
+}
+
+/// `PEDIGREE_INGEST_DELAY_MS`: hold every job this long before analysing it. Only for tests
+/// that must catch a worker mid-job (kill it, stop it) on machines of any speed; it changes no
+/// result, only when it arrives.
+fn test_delay() -> Option<Duration> {
+    std::env::var("PEDIGREE_INGEST_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms.min(600_000)))
 }
 
 /// Build the policy candidate for a version and evaluate it. Used by ingest and by the dry-run

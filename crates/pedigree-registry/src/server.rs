@@ -26,7 +26,7 @@ use crate::advisory_feed;
 use crate::auth::{self, Authenticator, Principal};
 use crate::blob::{self, BlobStore, LocalBlobStore, Staged};
 use crate::cascade::{self, VersionInfo};
-use crate::ingest::{self, Ingestor};
+use crate::ingest;
 use crate::policy::Policy;
 use crate::store::sql::SqlStore;
 use crate::store::{
@@ -39,9 +39,33 @@ pub struct Config {
     pub listen: SocketAddr,
     pub policy: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// Ingest workers in this process; 0 serves the API only (`pedigree worker` ingests).
     pub workers: usize,
-    /// Blob store URL (`s3://…` or a directory); `None`: `blobs/` under the data dir.
+    /// Blob store URL; `None` is `DATA_DIR/blobs`.
     pub blob_store: Option<String>,
+    /// Ingest job lease, renewed every third of it while a job runs.
+    pub lease: Duration,
+    /// On SIGTERM / Ctrl-C: how long in-flight requests and running jobs may take.
+    pub shutdown_grace: Duration,
+    /// Serve `/metrics` here instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Defaults for everything but the data directory.
+    pub fn new(data_dir: PathBuf) -> Config {
+        Config {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            policy: None,
+            database_url: None,
+            workers: 2,
+            blob_store: None,
+            lease: ingest::DEFAULT_LEASE,
+            shutdown_grace: Duration::from_secs(30),
+            metrics_listen: None,
+        }
+    }
 }
 
 pub struct AppState {
@@ -232,7 +256,11 @@ pub fn parse_ref(s: &str) -> Option<(String, String, String)> {
 
 // ------------------------------------------------------------------------------------ start
 
-pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<String>)> {
+/// The metadata store, the blob store and the policy a configuration names: everything the
+/// API server and `pedigree worker` share.
+pub async fn open_stores(
+    cfg: &Config,
+) -> anyhow::Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>, Policy)> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let url = cfg
@@ -252,6 +280,11 @@ pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<S
         Some(p) => Policy::load(p).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?,
         None => Policy::default_policy(),
     };
+    Ok((store, blobs, policy))
+}
+
+pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<String>)> {
+    let (store, blobs, policy) = open_stores(cfg).await?;
     let mut admin_token = None;
     if store.token_count().await? == 0 {
         let (t, _) = auth::create_token(
@@ -283,6 +316,7 @@ pub async fn open_state(cfg: &Config) -> anyhow::Result<(Arc<AppState>, Option<S
 }
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let signal = crate::ops::shutdown_signal();
     let (st, admin_token) = open_state(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -293,28 +327,48 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     println!("pedigree: data in {}", cfg.data_dir.display());
     println!("pedigree: listening on http://{addr}");
+    let metrics_listener = match cfg.metrics_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics address {a}"))?;
+            println!("pedigree: metrics on http://{}/metrics", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // One Ingestor shared by every worker task: its lineage index learns each version a worker
-    // ingests, so every worker sees them (one index per worker went stale: a version ingested
-    // by worker A was never a lineage candidate for uploads that worker B took later).
-    let ing = Arc::new(Ingestor::new(
-        st.store.clone(),
-        st.blobs.clone(),
-        st.policy.clone(),
-        cfg.data_dir.join("work"),
-        st.notify.clone(),
-    ));
-    for i in 0..cfg.workers.max(1) {
-        tokio::spawn(ing.clone().run(format!("{}-{i}", std::process::id())));
-    }
+    // One Ingestor shared by every worker task (see ops::spawn_workers); none with
+    // `--workers 0`, where separate `pedigree worker` processes ingest.
+    let pool = (cfg.workers > 0).then(|| {
+        crate::ops::spawn_workers(
+            st.store.clone(),
+            st.blobs.clone(),
+            st.policy.clone(),
+            cfg.data_dir.join("work"),
+            st.notify.clone(),
+            cfg.workers,
+            cfg.lease,
+            ingest::Shutdown::default(),
+        )
+    });
     tokio::spawn(outbox_loop(st.clone()));
-    axum::serve(listener, router(st))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+    let probe = crate::ops::Probe::new(st.store.clone(), st.blobs.clone(), &cfg);
+    let app = router(st).merge(crate::ops::probe_routes(
+        probe.clone(),
+        cfg.metrics_listen.is_none(),
+    ));
+    crate::ops::run_server(
+        signal,
+        app,
+        listener,
+        metrics_listener,
+        probe,
+        pool,
+        cfg.shutdown_grace,
+    )
+    .await
 }
 
 async fn outbox_loop(st: Arc<AppState>) {

@@ -32,12 +32,10 @@ fn server_child() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(serve(Config {
-        data_dir: PathBuf::from(dir),
         listen: "127.0.0.1:0".parse().unwrap(),
-        policy: None,
         database_url: std::env::var("PEDIGREE_CRASH_DB_URL").ok(),
-        blob_store: None,
         workers: 1,
+        ..Config::new(PathBuf::from(dir))
     }))
     .unwrap();
 }

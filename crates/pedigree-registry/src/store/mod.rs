@@ -256,6 +256,14 @@ pub trait MetaStore: Send + Sync {
     async fn finish_ingest(&self, commit: &IngestCommit) -> Result<()>;
     async fn fail_job(&self, job_id: i64, error: &str, retry: bool) -> Result<()>;
     async fn job_counts(&self) -> Result<Vec<(String, i64)>>;
+    /// Extend a running job's lease; false when `owner` no longer holds it (it expired and
+    /// another worker took the job, or the job is finished).
+    async fn renew_lease(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool>;
+    /// Give a running job back to the queue at once (a worker shutting down before it could
+    /// finish); the attempt is not counted. False when `owner` no longer held it.
+    async fn release_job(&self, job_id: i64, owner: &str) -> Result<bool>;
+    /// Ready to serve: the database answers and every migration this build knows is applied.
+    async fn readiness(&self) -> Result<()>;
 
     // --- lineage
     async fn edges_since(&self, rowid: i64) -> Result<Vec<EdgeRow>>;

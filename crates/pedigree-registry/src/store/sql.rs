@@ -226,7 +226,14 @@ impl SqlStore {
 
     async fn begin_write(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx<'_>)> {
         let guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        // The lock above serialises this process only; other processes (`pedigree worker`)
+        // write the same file. IMMEDIATE takes SQLite's write lock up front, where
+        // busy_timeout waits for it, instead of failing at the first write after a read.
+        let mut tx = if self.backend == Backend::Sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        };
         if self.backend == Backend::Postgres {
             // One writer of the audit chain, the lineage edges and the cascade at a time across
             // every process sharing the database: the audit append reads the head and writes
@@ -996,6 +1003,59 @@ impl MetaStore for SqlStore {
             .iter()
             .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
             .collect()
+    }
+
+    async fn renew_lease(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool> {
+        let _g = self.write_lock.lock().await;
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET lease_until = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'running' AND lease_owner = $4",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn release_job(&self, job_id: i64, owner: &str) -> Result<bool> {
+        let _g = self.write_lock.lock().await;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $1 \
+             WHERE id = $2 AND state = 'running' AND lease_owner = $3",
+        )
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn readiness(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("version"))
+            .collect::<std::result::Result<_, _>>()?;
+        for m in migrator.iter() {
+            if !applied.contains(&m.version) {
+                return Err(StoreError::Other(format!(
+                    "database migration {} ({}) is not applied",
+                    m.version, m.description
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn edges_since(&self, rowid: i64) -> Result<Vec<EdgeRow>> {

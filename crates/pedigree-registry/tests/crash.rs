@@ -350,11 +350,24 @@ fn kill9_during_flag_is_all_or_nothing(engine: Engine) {
         "calibration flag failed: {}",
         r.status()
     );
-    let window_ms = (t0.elapsed().as_millis() as u64 * 2).max(20);
+    let mut window_ms = (t0.elapsed().as_millis() as u64 * 2).max(20);
     kill(s);
     let mut seed = 0xfeed_beef_1234_5678u64;
     let (mut complete, mut absent) = (0, 0);
-    for it in 0..25 {
+    // At least 25 kills; more (up to 80) until some land before and some after the commit. The
+    // window adapts: the calibration flag can be slower than later ones (cold caches), and a
+    // window far longer than a flag would put nearly every kill after the commit.
+    for it in 0..80 {
+        if it >= 25 && complete > 0 && absent > 0 {
+            break;
+        }
+        if it > 0 && it % 8 == 0 {
+            if absent == 0 {
+                window_ms = (window_ms / 2).max(5);
+            } else if complete == 0 {
+                window_ms *= 2;
+            }
+        }
         let s = start(&dir, &db);
         let url = s.url.clone();
         let tok = token.clone();

@@ -466,6 +466,98 @@ fn sigterm_finishes_or_requeues_the_running_job() {
     assert_eq!(code, Some(0), "{}", reg.server.log_text());
 }
 
+/// A card-less fine-tune of `parent_dir`'s model: its tensors, the head nudged.
+fn write_fine_tune(parent_dir: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes = std::fs::read(parent_dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let mut data = view.data().to_vec();
+        if name == "head.weight" {
+            for (i, c) in data.chunks_exact_mut(4).enumerate() {
+                let v = f32::from_le_bytes(c.try_into().unwrap());
+                let nudge = ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 0.01;
+                c.copy_from_slice(&(v + nudge).to_le_bytes());
+            }
+        }
+        owned.push((name, view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, shape, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::tensor::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("README.md"),
+        "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# A model\n\nNo base declared.\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_worker_infers_lineage_from_models_other_workers_ingested() {
+    let reg = Registry::start(&["--workers", "0"]);
+    let c = reg.client();
+    // Worker B (slow: each job held 6 s) ingests a first model, which builds its lineage index.
+    let b = reg.worker(
+        "b",
+        &["--workers", "1"],
+        &[("PEDIGREE_INGEST_DELAY_MS", "6000")],
+    );
+    let b_owner = format!("{}-0", b.pid());
+    let x = reg.push(1);
+    assert_eq!(c.wait_decided(&x, TIMEOUT).unwrap().state, "approved");
+    // While B is busy with another job, worker A ingests the future parent, then stops.
+    let _y = reg.push(3);
+    wait_until("worker B to take its second job", TIMEOUT, || {
+        reg.jobs()
+            .iter()
+            .any(|j| j.1 == "running" && j.3.as_deref() == Some(&b_owner))
+    });
+    let mut a = reg.worker("a", &["--workers", "1"], &[]);
+    let parent = reg.push(2);
+    assert_eq!(c.wait_decided(&parent, TIMEOUT).unwrap().state, "approved");
+    let jobs = reg.jobs();
+    assert_eq!(
+        (jobs[1].1.as_str(), jobs[1].3.as_deref()),
+        ("running", Some(b_owner.as_str())),
+        "worker B must still be busy while A ingests the parent (else B saw it itself): {jobs:?}"
+    );
+    a.signal(libc::SIGTERM);
+    assert_eq!(a.wait_exit(Duration::from_secs(30)).0, Some(0));
+    // B, the only worker left, ingests a card-less fine-tune of that parent: the weights must
+    // find it, though B's index was built before the parent existed.
+    let child_dir = reg.tmp.path().join("child");
+    write_fine_tune(&reg.tmp.path().join("model-2"), &child_dir);
+    let child = ModelRef::parse("acme/child:1.0").unwrap();
+    c.push(&child_dir, &child).expect("push child");
+    let s = c.wait_decided(&child, TIMEOUT).unwrap();
+    let parents: Vec<&str> = s
+        .lineage
+        .iter()
+        .filter(|e| e.child.as_deref() == Some("acme/child:1.0") && e.source == "inferred")
+        .filter_map(|e| e.parent.as_deref())
+        .collect();
+    assert_eq!(
+        parents,
+        ["acme/model-2:1.0"],
+        "worker B must see the parent worker A ingested: {:?}\n{}",
+        s.lineage,
+        b.log_text()
+    );
+}
+
 #[test]
 fn readiness_and_metrics() {
     let reg = Registry::start(&["--workers", "1"]);

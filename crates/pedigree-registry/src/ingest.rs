@@ -38,7 +38,17 @@ pub struct Ingestor {
     pub work_dir: PathBuf,
     pub notify: Arc<Notify>,
     lease: Duration,
-    index: Mutex<(LineageIndex, bool)>,
+    index: Mutex<IndexState>,
+}
+
+/// This process's lineage index and how far it has caught up with the store. Other processes
+/// (`pedigree worker` on other machines) ingest too, so before each lineage step the index takes
+/// in every fingerprint stored since the last look, not only the ones this process wrote.
+struct IndexState {
+    index: LineageIndex,
+    have: std::collections::HashSet<i64>,
+    /// Every fingerprint of a version at or below this id is already in `index`.
+    low_water: i64,
 }
 
 /// How a worker stops: `stop` means take no new job; `abort` (the shutdown grace is over) means
@@ -143,7 +153,11 @@ impl Ingestor {
             work_dir,
             notify,
             lease: DEFAULT_LEASE,
-            index: Mutex::new((LineageIndex::new(), false)),
+            index: Mutex::new(IndexState {
+                index: LineageIndex::new(),
+                have: Default::default(),
+                low_water: 0,
+            }),
         }
     }
 
@@ -271,17 +285,21 @@ impl Ingestor {
         self.work_dir.join("versions").join(id.to_string())
     }
 
-    async fn ensure_index(&self) -> Result<()> {
-        let mut idx = self.index.lock().await;
-        if !idx.1 {
-            let mut fresh = LineageIndex::new();
-            for (id, body) in self.store.fingerprints().await? {
-                if let Ok(v) = serde_json::from_str::<Value>(&body) {
-                    let _ = fresh.insert_json(id, &v);
-                }
+    /// Catch the index up with the store. The low-water mark is read before the fingerprints,
+    /// so a version whose ingest finishes in between is read now or on the next call, never
+    /// skipped; only versions still being ingested elsewhere are read again.
+    async fn refresh_index(&self) -> Result<()> {
+        let mut st = self.index.lock().await;
+        let next_low = self.store.fingerprint_low_water().await?;
+        for (id, body) in self.store.fingerprints_after(st.low_water).await? {
+            if !st.have.insert(id) {
+                continue;
             }
-            *idx = (fresh, true);
+            if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                let _ = st.index.insert_json(id, &v);
+            }
         }
+        st.low_water = st.low_water.max(next_low);
         Ok(())
     }
 
@@ -367,7 +385,10 @@ impl Ingestor {
             })
             .await?;
         if let Some(fp) = &analysis.fingerprint {
-            self.index.lock().await.0.insert(v.id, fp);
+            let mut st = self.index.lock().await;
+            if st.have.insert(v.id) {
+                st.index.insert(v.id, fp);
+            }
         }
         Ok(())
     }
@@ -380,7 +401,7 @@ impl Ingestor {
         a: &Analysis,
         prepared: Option<PreparedModel>,
     ) -> Result<(Vec<NewEdge>, Vec<String>)> {
-        self.ensure_index().await?;
+        self.refresh_index().await?;
         let mut edges = Vec::new();
         let mut findings = Vec::new();
         // Declared bases, resolved to the newest version of that model in the registry.
@@ -395,7 +416,7 @@ impl Ingestor {
             }
         }
         let mut candidates: Vec<i64> = match &a.fingerprint {
-            Some(fp) => self.index.lock().await.0.candidates(fp, CANDIDATES),
+            Some(fp) => self.index.lock().await.index.candidates(fp, CANDIDATES),
             None => Vec::new(),
         };
         candidates.retain(|c| *c != v.id);

@@ -248,6 +248,12 @@ pub trait MetaStore: Send + Sync {
     async fn approved_names(&self) -> Result<Vec<(String, String)>>;
     /// Stored fingerprints, for the lineage index.
     async fn fingerprints(&self) -> Result<Vec<(i64, String)>>;
+    /// Stored fingerprints of versions with an id above `after`.
+    async fn fingerprints_after(&self, after: i64) -> Result<Vec<(i64, String)>>;
+    /// Below (or at) this version id, every fingerprint that will ever be stored already is:
+    /// one less than the oldest version whose ingest job is still queued or running, or the
+    /// newest version id when none is.
+    async fn fingerprint_low_water(&self) -> Result<i64>;
     /// An approver's manual decision on a held version.
     async fn decide(&self, id: i64, state: &str, decision: &Value, actor: &str) -> Result<()>;
 

@@ -813,6 +813,37 @@ impl MetaStore for SqlStore {
         .collect()
     }
 
+    async fn fingerprints_after(&self, after: i64) -> Result<Vec<(i64, String)>> {
+        sqlx::query(
+            "SELECT version_id, body FROM reports WHERE kind = 'fingerprint' AND version_id > $1 \
+             ORDER BY version_id",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("version_id")?, r.try_get("body")?)))
+        .collect()
+    }
+
+    async fn fingerprint_low_water(&self) -> Result<i64> {
+        // Two reads, newest version first: a job queued after it belongs to a newer version.
+        let newest: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM versions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let oldest_open: Option<i64> = sqlx::query(
+            "SELECT MIN(version_id) AS n FROM jobs WHERE state IN ('queued', 'running')",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(match oldest_open {
+            Some(v) => (v - 1).min(newest),
+            None => newest,
+        })
+    }
+
     async fn decide(&self, id: i64, state: &str, decision: &Value, actor: &str) -> Result<()> {
         write_tx!(self, |tx, _g| {
             let n = sqlx::query(

@@ -366,6 +366,10 @@ fn two_stores_write_concurrently() {
         rt().block_on(async {
             let a = Arc::new(SqlStore::connect(db.url()).await.unwrap());
             let b = Arc::new(SqlStore::connect(db.url()).await.unwrap());
+            // Every new version queues one webhook event.
+            a.add_webhook("http://h/", "sec", "version.quarantined", "admin")
+                .await
+                .unwrap();
             let n = 40;
             let mut tasks = Vec::new();
             for i in 0..n {
@@ -401,7 +405,41 @@ fn two_stores_write_concurrently() {
             let mut expect: Vec<i64> = ids.into_iter().collect();
             expect.sort_unstable();
             assert_eq!(claimed, expect, "each job claimed exactly once");
-            assert_eq!(chain_ok(&a).await, n as i64);
+
+            // Webhook deliveries too: both stores run the outbox; each event goes to one.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            let mut tasks = Vec::new();
+            for w in 0..6 {
+                let s = if w % 2 == 0 { a.clone() } else { b.clone() };
+                tasks.push(tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let due = s.due_outbox(now, 3).await.unwrap();
+                        if due.is_empty() {
+                            break got;
+                        }
+                        got.extend(due.into_iter().map(|d| d.id));
+                    }
+                }));
+            }
+            let mut delivered = Vec::new();
+            for t in tasks {
+                delivered.extend(t.await.unwrap());
+            }
+            let unique: HashSet<i64> = delivered.iter().copied().collect();
+            assert_eq!(delivered.len(), n as usize, "{delivered:?}");
+            assert_eq!(unique.len(), n as usize, "an event was claimed twice");
+            // Claimed events are not due again until the claim runs out (a dead process's
+            // deliveries come back); then every one is.
+            assert!(a.due_outbox(now + 1_000, 100).await.unwrap().is_empty());
+            assert_eq!(
+                b.due_outbox(now + 600_000, 100).await.unwrap().len(),
+                n as usize
+            );
+            assert_eq!(chain_ok(&a).await, n as i64 + 1);
         });
     });
 }

@@ -302,6 +302,8 @@ pub trait MetaStore: Send + Sync {
 
     // --- webhooks
     async fn add_webhook(&self, url: &str, secret: &str, events: &str, actor: &str) -> Result<i64>;
+    /// Claim up to `limit` webhook deliveries due at `now`: each is handed to one caller, and
+    /// is due again only if it is neither delivered nor retried before the claim runs out.
     async fn due_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxItem>>;
     async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()>;
     async fn outbox_retry(&self, id: i64, error: &str, next_at: i64, give_up: bool) -> Result<()>;

@@ -39,6 +39,9 @@ pub struct SqlStore {
 
 type Tx<'a> = Transaction<'a, Any>;
 
+/// How long a claimed webhook delivery is not handed to another process (see `due_outbox`).
+const OUTBOX_CLAIM_MS: i64 = 120_000;
+
 fn row_version(r: &AnyRow) -> Result<VersionRow> {
     let decision: Option<String> = r.try_get("decision")?;
     Ok(VersionRow {
@@ -1352,29 +1355,65 @@ impl MetaStore for SqlStore {
     }
 
     async fn due_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxItem>> {
-        sqlx::query(
-            "SELECT o.id AS id, w.url AS url, w.secret AS secret, o.event AS event, \
-             o.payload AS payload, o.attempts AS attempts FROM outbox o \
-             JOIN webhooks w ON w.id = o.webhook_id \
-             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_at <= $1 \
-             ORDER BY o.id LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(OutboxItem {
+        // A claim, not a read: several API processes run the outbox, and each item must go to
+        // one of them. Claimed items are not due again for OUTBOX_CLAIM_MS (longer than a
+        // delivery's timeout), so a process that dies mid-delivery only delays the item.
+        let _g = self.sqlite_writer().await;
+        let skip = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let q = format!(
+            "UPDATE outbox SET next_at = $1 WHERE id IN (SELECT id FROM outbox \
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= $2 \
+             ORDER BY id LIMIT $3{skip}) \
+             RETURNING id, webhook_id, event, payload, attempts"
+        );
+        let claimed = sqlx::query(&q)
+            .bind(now.saturating_add(OUTBOX_CLAIM_MS))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut hooks: HashMap<i64, (String, String)> = HashMap::new();
+        let ids: BTreeSet<i64> = claimed
+            .iter()
+            .map(|r| r.try_get("webhook_id"))
+            .collect::<std::result::Result<_, _>>()?;
+        if !ids.is_empty() {
+            // Integers read from the database, inlined: no placeholder list to build.
+            let list = ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            for r in sqlx::query(&format!(
+                "SELECT id, url, secret FROM webhooks WHERE id IN ({list})"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            {
+                hooks.insert(r.try_get("id")?, (r.try_get("url")?, r.try_get("secret")?));
+            }
+        }
+        let mut out = Vec::with_capacity(claimed.len());
+        for r in &claimed {
+            let webhook: i64 = r.try_get("webhook_id")?;
+            let Some((url, secret)) = hooks.get(&webhook) else {
+                continue; // foreign key: cannot happen
+            };
+            out.push(OutboxItem {
                 id: r.try_get("id")?,
-                url: r.try_get("url")?,
-                secret: r.try_get("secret")?,
+                url: url.clone(),
+                secret: secret.clone(),
                 event: r.try_get("event")?,
                 payload: r.try_get("payload")?,
                 attempts: r.try_get("attempts")?,
-            })
-        })
-        .collect()
+            });
+        }
+        out.sort_by_key(|o| o.id);
+        Ok(out)
     }
 
     async fn outbox_delivered(&self, id: i64, now: i64) -> Result<()> {

@@ -103,6 +103,15 @@ pub trait BlobStore: Send + Sync {
     }
 }
 
+/// An I/O error storing a blob, naming the blob and the directory (a full disk reads
+/// "storing sha256:… in /blobs/sha256/ab: No space left on device").
+fn store_error(digest: &str, dir: &Path, e: std::io::Error) -> BlobError {
+    BlobError::Io(std::io::Error::new(
+        e.kind(),
+        format!("storing {digest} in {}: {e}", dir.display()),
+    ))
+}
+
 /// A file written under the staging directory whose SHA-256 has been computed while writing.
 #[derive(Debug)]
 pub struct Staged {
@@ -233,7 +242,27 @@ impl BlobStore for LocalBlobStore {
         let dir = dest.parent().expect("blob path has a parent");
         tokio::fs::create_dir_all(dir).await?;
         // Rename is atomic: readers see either no blob or the whole verified blob.
-        tokio::fs::rename(&staged.path, &dest).await?;
+        match tokio::fs::rename(&staged.path, &dest).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                // The store is on another filesystem than the staging area (`--blob-store DIR`):
+                // copy beside the destination under a temporary name, fsync, rename. A failure
+                // (a full disk) removes the partial copy, so nothing half-written remains.
+                let tmp = dir.join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+                let copied = async {
+                    tokio::fs::copy(&staged.path, &tmp).await?;
+                    tokio::fs::File::open(&tmp).await?.sync_all().await?;
+                    tokio::fs::rename(&tmp, &dest).await
+                }
+                .await;
+                if let Err(e) = copied {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(store_error(digest, dir, e));
+                }
+                let _ = tokio::fs::remove_file(&staged.path).await;
+            }
+            Err(e) => return Err(store_error(digest, dir, e)),
+        }
         fsync_dir(dir).await?;
         Ok(())
     }

@@ -19,7 +19,8 @@ MODELS=${MODELS:-1000000}; FAMILY=${FAMILY:-100000}; RUNS=${RUNS:-5}; UPLOAD_MB=
 WORK=${WORK:-bench/registry/work}; PEDIGREE=${PEDIGREE:-./target/release/pedigree}
 mkdir -p "$WORK"
 if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -p pedigree-cli -p pedigree-registry --example registry_bench
+  cargo build --release -p pedigree-cli
+  cargo build --release -p pedigree-registry --example registry_bench
 fi
 EX=$(dirname "$PEDIGREE")/examples/registry_bench
 

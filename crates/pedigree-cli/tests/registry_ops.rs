@@ -14,119 +14,19 @@
 //! `PEDIGREE_INGEST_DELAY_MS` holds each job for a while before its analysis, so the tests can
 //! catch a worker mid-job however fast the machine is; it changes no result.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pedigree_registry::client::{Client, ModelRef};
+
+mod support;
 use serde_json::Value;
+use support::Proc;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 // ------------------------------------------------------------------------------------ processes
-
-/// A child process whose stdout lines arrive on a channel; killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Proc {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
-        c.args(args)
-            .env_remove("PEDIGREE_CONFIG")
-            .env("PEDIGREE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("start pedigree");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            lines: rx,
-            log,
-        }
-    }
-
-    /// Wait for a stdout line containing `needle`; the text after it.
-    fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    if let Some(rest) = l.split(needle).nth(1) {
-                        return rest.trim().to_string();
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} on stdout; stderr:\n{}",
-                    self.log_text()
-                ),
-            }
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Send a signal directly (not through a `kill` binary a minimal image may lack).
-    fn signal(&self, sig: libc::c_int) {
-        let pid = self.pid() as libc::pid_t;
-        // SAFETY: kill(2) takes plain integers; the pid is our own live child.
-        let r = unsafe { libc::kill(pid, sig) };
-        assert_eq!(
-            r,
-            0,
-            "kill({pid}, {sig}): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// Wait for exit; the exit code and how long it took.
-    fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
-        let t = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return (s.code(), t.elapsed());
-            }
-            if t.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!(
-                    "pid {} did not exit within {limit:?}; stderr:\n{}",
-                    self.pid(),
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Registry {
     server: Proc,

@@ -7,73 +7,15 @@
 //! root or through `sudo -n`), so it lives alone in this test binary: cargo runs test binaries
 //! one after another, and no other test shares the server while it restarts.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pedigree_registry::client::{Client, ModelRef};
 use pedigree_registry::store::testdb::{Engine, TestDb};
 
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Proc {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
-        c.args(args)
-            .env_remove("PEDIGREE_CONFIG")
-            .env("PEDIGREE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("start pedigree");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            lines: rx,
-            log,
-        }
-    }
-
-    fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    if let Some(rest) = l.split(needle).nth(1) {
-                        return rest.trim().to_string();
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?}; log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::Proc;
 
 fn write_model(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();

@@ -12,10 +12,7 @@
 //!
 //! Needs PostgreSQL and moto (`bash scripts/setup.sh`); fails, never skips, without them.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pedigree_registry::client::{Client, FlagRequest, ModelRef};
@@ -23,74 +20,10 @@ use pedigree_registry::store::testdb::{Engine, TestDb};
 use serde_json::Value;
 
 mod support;
-use support::{Moto, raw_http};
+use support::{Moto, Proc, raw_http};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 const BUCKET: &str = "scale";
-
-/// A `pedigree` process whose stdout lines arrive on a channel; killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(args: &[String], env: &[(&str, &str)], log: PathBuf) -> Proc {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
-        c.args(args)
-            .env_remove("PEDIGREE_CONFIG")
-            .env("PEDIGREE_LOG", "info")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("start pedigree");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            lines: rx,
-            log,
-        }
-    }
-
-    /// The rest of the first stdout line containing `needle`.
-    fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    if let Some(rest) = l.split(needle).nth(1) {
-                        return rest.trim().to_string();
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} from pid {}; its log:\n{}",
-                    self.child.id(),
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Tensors of a small model: `(name, values)`, 32×32 each.
 type Tensors = Vec<(String, Vec<f32>)>;

@@ -1,13 +1,123 @@
-//! Shared by the registry's end-to-end tests: a real S3-compatible server (moto's standalone
-//! server from `.venv`, installed by `bash scripts/setup.sh`) on a free port, and one raw HTTP
-//! request to it.
+//! Shared by the registry's end-to-end tests: `pedigree` child processes read line by line, a
+//! real S3-compatible server (moto's standalone server from `.venv`, installed by
+//! `bash scripts/setup.sh`) on a free port, and one raw HTTP request to it.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// A child process whose stdout lines arrive on a channel; killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// `pedigree ARGS` with stderr to `log` (and AWS test credentials, which only the S3
+    /// tests' servers read).
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
+        args: &[S],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Proc {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+        c.args(args)
+            .env_remove("PEDIGREE_CONFIG")
+            .env("PEDIGREE_LOG", "info")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("start pedigree");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            log,
+        }
+    }
+
+    /// Wait for a stdout line containing `needle`; the text after it.
+    pub fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(rest) = l.split(needle).nth(1) {
+                        return rest.trim().to_string();
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} on stdout; stderr:\n{}",
+                    self.log_text()
+                ),
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal directly (not through a `kill` binary a minimal image may lack).
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) takes plain integers; the pid is our own live child.
+        let r = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            r,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Wait for exit; the exit code and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), t.elapsed());
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "pid {} did not exit within {limit:?}; stderr:\n{}",
+                    self.pid(),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 pub fn moto_binary() -> PathBuf {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");

@@ -136,6 +136,16 @@ impl Registry {
             })
     }
 
+    /// Wait until the worker process `w` (its first ingest slot) holds a running job.
+    fn wait_holding(&self, w: &Proc) {
+        let owner = format!("{}-0", w.pid());
+        wait_until(&format!("worker {owner} to hold a job"), TIMEOUT, || {
+            self.jobs()
+                .iter()
+                .any(|j| j.1 == "running" && j.3.as_deref() == Some(&owner))
+        });
+    }
+
     fn audit(&self) -> Vec<Value> {
         let r = reqwest::blocking::Client::new()
             .get(format!("{}/v1/audit?limit=10000", self.url))
@@ -309,13 +319,8 @@ fn sigterm_finishes_or_requeues_the_running_job() {
         &["--workers", "1", "--shutdown-grace-seconds", "30"],
         &[("PEDIGREE_INGEST_DELAY_MS", "2000")],
     );
-    let owner = format!("{}-0", w.pid());
     let m1 = reg.push(1);
-    wait_until("the worker to take the job", TIMEOUT, || {
-        reg.jobs()
-            .iter()
-            .any(|j| j.1 == "running" && j.3.as_deref() == Some(&owner))
-    });
+    reg.wait_holding(&w);
     w.signal(libc::SIGTERM);
     let (code, took) = w.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{}", w.log_text());
@@ -331,13 +336,8 @@ fn sigterm_finishes_or_requeues_the_running_job() {
         &["--workers", "1", "--shutdown-grace-seconds", "1"],
         &[("PEDIGREE_INGEST_DELAY_MS", "60000")],
     );
-    let owner = format!("{}-0", w.pid());
     let m2 = reg.push(2);
-    wait_until("the worker to take the job", TIMEOUT, || {
-        reg.jobs()
-            .iter()
-            .any(|j| j.1 == "running" && j.3.as_deref() == Some(&owner))
-    });
+    reg.wait_holding(&w);
     w.signal(libc::SIGTERM);
     let (code, took) = w.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{}", w.log_text());
@@ -420,11 +420,7 @@ fn a_worker_infers_lineage_from_models_other_workers_ingested() {
     assert_eq!(c.wait_decided(&x, TIMEOUT).unwrap().state, "approved");
     // While B is busy with another job, worker A ingests the future parent, then stops.
     let _y = reg.push(3);
-    wait_until("worker B to take its second job", TIMEOUT, || {
-        reg.jobs()
-            .iter()
-            .any(|j| j.1 == "running" && j.3.as_deref() == Some(&b_owner))
-    });
+    reg.wait_holding(&b);
     let mut a = reg.worker("a", &["--workers", "1"], &[]);
     let parent = reg.push(2);
     assert_eq!(c.wait_decided(&parent, TIMEOUT).unwrap().state, "approved");

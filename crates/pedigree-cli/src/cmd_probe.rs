@@ -41,6 +41,9 @@ pub enum LabCommand {
     Cascade(CascadeArgs),
     /// Train a population of clean and infected models and score every detector on it.
     Population(PopulationArgs),
+    /// Push a lab's families to a running registry, optionally deploy the applications and
+    /// flag the infected base, and compare the registry's cascade with the ground truth.
+    Push(crate::cmd_lab_push::LabPushArgs),
 }
 
 #[derive(clap::Args)]
@@ -288,6 +291,7 @@ pub fn lab(cmd: &LabCommand) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        LabCommand::Push(a) => crate::cmd_lab_push::run(a),
         LabCommand::Population(a) => {
             let data = load_data(&a.data)?;
             let lab = LabConfig {

@@ -30,7 +30,7 @@ pub struct Remote {
 }
 
 impl Remote {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(&self.server, self.token.clone())?)
     }
 }

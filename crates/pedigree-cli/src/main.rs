@@ -3,6 +3,7 @@
 //! Exit codes: 0 = nothing at or above `--fail-on`, 1 = findings at or above it (or a failed
 //! verification), 2 = could not scan / bad usage.
 
+mod cmd_lab_push;
 mod cmd_probe;
 mod cmd_provenance;
 mod cmd_registry;

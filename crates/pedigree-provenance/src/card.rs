@@ -58,11 +58,25 @@ impl Card {
     }
 }
 
+/// Whether a card's `declared` base names `model`. Names are compared on their trailing path
+/// components, as many as the shorter of the two has: a hub id `org/model` matches a local
+/// directory `model`, but `acme/model` does not match `control/model` (the same model name
+/// published by two organisations is two models; a typosquat is often exactly that).
 pub fn same_name(declared: &str, model: &str) -> bool {
-    name_key(declared) == name_key(model)
+    let parts = |s: &str| -> Vec<String> {
+        s.trim()
+            .trim_end_matches('/')
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let (d, m) = (parts(declared), parts(model));
+    let k = d.len().min(m.len());
+    k > 0 && d[d.len() - k..] == m[m.len() - k..]
 }
 
-/// What [`same_name`] compares: the last path component, lower-cased.
+/// The last path component, lower-cased: the key under which [`same_name`] can match at all.
 pub fn name_key(s: &str) -> String {
     s.trim()
         .trim_end_matches('/')

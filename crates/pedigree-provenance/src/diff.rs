@@ -207,6 +207,28 @@ pub enum Direction {
     Unknown,
 }
 
+/// What the weights' direction rests on. Every basis but `kurtosis` follows from how the
+/// transformation works (a lossy cast cannot be undone, a child adds heads, a rank-one edit
+/// raises the spectral norm); kurtosis is a statistic of how heads are usually trained, which
+/// a head initialised from its parent's (and trained further) does not follow, so cards and
+/// the registry's upload order outrank it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectionBasis {
+    None,
+    Lossy,
+    AddedTensors,
+    SpectralNorm,
+    Kurtosis,
+}
+
+impl DirectionBasis {
+    /// A tie-breaker from weight statistics, not a consequence of the transformation.
+    pub fn is_statistic(self) -> bool {
+        self == DirectionBasis::Kurtosis
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Evidence {
     pub identical: usize,
@@ -232,6 +254,7 @@ pub struct DiffReport {
     pub b: String,
     pub relation: Relation,
     pub direction: Direction,
+    pub direction_by: DirectionBasis,
     pub evidence: Evidence,
     pub tensors: Vec<TensorDiff>,
 }
@@ -1385,6 +1408,11 @@ fn classify(
         std::cmp::Ordering::Less => Direction::BToA,
         _ => Direction::Unknown,
     };
+    let mut direction_by = if direction == Direction::Unknown {
+        DirectionBasis::None
+    } else {
+        DirectionBasis::Lossy
+    };
     if direction == Direction::Unknown
         && e.added != e.removed
         && matches!(relation, Relation::HeadOnly | Relation::Finetune)
@@ -1394,6 +1422,7 @@ fn classify(
         } else {
             Direction::BToA
         };
+        direction_by = DirectionBasis::AddedTensors;
         notes.push("the side with extra tensors (new heads) is the child".into());
     }
     if direction == Direction::Unknown && relation == Relation::Edit {
@@ -1424,6 +1453,7 @@ fn classify(
         } else {
             Direction::BToA
         };
+        direction_by = DirectionBasis::SpectralNorm;
         notes.push("edit oriented by spectral norm (a rank-one insertion raises it)".into());
     }
     if direction == Direction::Unknown && relation == Relation::HeadOnly {
@@ -1459,6 +1489,7 @@ fn classify(
             } else {
                 Direction::BToA
             };
+            direction_by = DirectionBasis::Kurtosis;
             notes.push(format!(
                 "head oriented by kurtosis (new head {:.2} vs trained {:.2})",
                 ka.min(kb),
@@ -1484,6 +1515,7 @@ fn classify(
         b: b.name.clone(),
         relation,
         direction,
+        direction_by,
         evidence: e,
         tensors,
     }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::card::name_key;
+use crate::card::{name_key, same_name};
 use crate::diff::{
     DiffReport, Direction, Evidence, Loaded, PairCache, Relation, Spectra, diff_loaded_cached,
 };
@@ -30,7 +30,8 @@ pub struct Edge {
     pub child: String,
     pub relation: Relation,
     pub confidence: f32,
-    /// What fixed the direction: `weights`, `card`, `declared-by-others`, `hub`, `format`, `name`.
+    /// What fixed the direction: `weights`, `card`, `declared-by-others`, `weights-statistic`
+    /// (a tie-breaker such as head kurtosis), `hub`, `format`, `name`.
     pub oriented_by: String,
     /// Whether the child's card names this parent.
     pub declared: bool,
@@ -90,8 +91,50 @@ pub fn lineage(paths: &[PathBuf]) -> Result<LineageReport> {
         .par_iter()
         .map(|p| Model::open(p))
         .collect::<Result<_>>()?;
-    let loaded: Vec<Loaded> = models.par_iter().map(Loaded::load).collect::<Result<_>>()?;
+    let mut loaded: Vec<Loaded> = models.par_iter().map(Loaded::load).collect::<Result<_>>()?;
+    let names = unique_names(paths, loaded.iter().map(|l| l.name.as_str()));
+    for (l, n) in loaded.iter_mut().zip(names) {
+        l.name = n;
+    }
     lineage_loaded(&models, &loaded)
+}
+
+/// Names for the report that tell models apart: a model's own name, or where two share it
+/// (`acme/fashion-base` and `control/fashion-base` are both `fashion-base`), as many trailing
+/// components of its path as it takes. Cards name hub ids (`org/model`), which then match the
+/// right one (see [`same_name`]).
+fn unique_names<'a>(paths: &[PathBuf], names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = names.map(str::to_string).collect();
+    let comps: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    for k in 2..=8 {
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for n in &out {
+            *count.entry(n.to_ascii_lowercase()).or_default() += 1;
+        }
+        let clashing: Vec<usize> = (0..out.len())
+            .filter(|&i| count[&out[i].to_ascii_lowercase()] > 1)
+            .collect();
+        if clashing.is_empty() {
+            break;
+        }
+        for i in clashing {
+            let c = &comps[i];
+            if c.len() >= k {
+                out[i] = c[c.len() - k..].join("/");
+            }
+        }
+    }
+    out
 }
 
 /// Models that several cards may name, keyed as [`crate::card::same_name`] compares.
@@ -108,11 +151,22 @@ impl NameMap {
         }
         NameMap { models }
     }
-    /// The first model other than `i` that `declared` names.
-    fn first_other(&self, declared: &str, i: usize) -> Option<usize> {
+    /// The models `declared` names (see [`same_name`]), ascending.
+    fn named<'a>(
+        &'a self,
+        declared: &'a str,
+        loaded: &'a [Loaded],
+    ) -> impl Iterator<Item = usize> + 'a {
         self.models
             .get(&name_key(declared))
-            .and_then(|v| v.iter().copied().find(|&j| j != i))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&j| same_name(declared, &loaded[j].name))
+    }
+    /// The first model other than `i` that `declared` names.
+    fn first_other(&self, declared: &str, i: usize, loaded: &[Loaded]) -> Option<usize> {
+        self.named(declared, loaded).find(|&j| j != i)
     }
 }
 
@@ -164,9 +218,7 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             .card
             .base_model
             .iter()
-            .filter_map(|b| names.models.get(&name_key(b)))
-            .flatten()
-            .copied()
+            .flat_map(|b| names.named(b, loaded))
             .filter(|&i| i != j)
             .collect();
         named.sort_unstable();
@@ -180,48 +232,68 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
     let mut cands: Vec<(usize, usize, &DiffReport, String)> = Vec::new();
     for (i, j, r) in &related {
         let (i, j) = (*i, *j);
-        let (p, c, by) = match r.direction {
-            Direction::AToB => (i, j, "weights"),
-            Direction::BToA => (j, i, "weights"),
-            Direction::Unknown => {
-                let di = loaded[j].card.declares(&loaded[i].name);
-                let dj = loaded[i].card.declares(&loaded[j].name);
-                if di != dj {
-                    if di { (i, j, "card") } else { (j, i, "card") }
-                } else if declared_by_others[i] != declared_by_others[j] {
-                    if declared_by_others[i] > declared_by_others[j] {
-                        (i, j, "declared-by-others")
-                    } else {
-                        (j, i, "declared-by-others")
-                    }
-                } else if degree[i] != degree[j] {
-                    if degree[i] > degree[j] {
-                        (i, j, "hub")
-                    } else {
-                        (j, i, "hub")
-                    }
-                } else if loaded[i].format_rank != loaded[j].format_rank {
-                    if loaded[i].format_rank < loaded[j].format_rank {
-                        (i, j, "format")
-                    } else {
-                        (j, i, "format")
-                    }
-                } else if loaded[i].name <= loaded[j].name {
-                    (i, j, "name")
+        // The weights decide when their direction follows from the transformation; a weight
+        // statistic (kurtosis of heads) only after the cards have had their say.
+        let from_weights = match r.direction {
+            Direction::AToB => Some((i, j)),
+            Direction::BToA => Some((j, i)),
+            Direction::Unknown => None,
+        };
+        let di = loaded[j].card.declares(&loaded[i].name);
+        let dj = loaded[i].card.declares(&loaded[j].name);
+        let (p, c, by) = match from_weights {
+            Some((p, c)) if !r.direction_by.is_statistic() => (p, c, "weights"),
+            _ if di != dj => {
+                if di {
+                    (i, j, "card")
                 } else {
-                    (j, i, "name")
+                    (j, i, "card")
                 }
             }
+            _ if declared_by_others[i] != declared_by_others[j] => {
+                if declared_by_others[i] > declared_by_others[j] {
+                    (i, j, "declared-by-others")
+                } else {
+                    (j, i, "declared-by-others")
+                }
+            }
+            Some((p, c)) => (p, c, "weights-statistic"),
+            None if degree[i] != degree[j] => {
+                if degree[i] > degree[j] {
+                    (i, j, "hub")
+                } else {
+                    (j, i, "hub")
+                }
+            }
+            None if loaded[i].format_rank != loaded[j].format_rank => {
+                if loaded[i].format_rank < loaded[j].format_rank {
+                    (i, j, "format")
+                } else {
+                    (j, i, "format")
+                }
+            }
+            None if loaded[i].name <= loaded[j].name => (i, j, "name"),
+            None => (j, i, "name"),
         };
         cands.push((p, c, r, by.to_string()));
     }
     // Best parent per child: highest closeness, then the closer relation kind.
     // Ties (several exact copies of one parent) go to the parent that cards name, then the hub,
     // then the training-output serialization.
+    // A parent whose direction is established (by how the weights changed, or by the child's
+    // own card) beats a closer one whose direction is only a tie-breaker: with a frozen body
+    // shared by a whole family, a sibling or even a child is as close as the parent, and only
+    // the orientation tells them apart (the cascade lab's families are built exactly so).
+    let established = |by: &str| match by {
+        "weights" | "card" => 2u8,
+        "declared-by-others" => 1,
+        _ => 0,
+    };
     let score = |k: usize| {
-        let (p, c, r, _) = &cands[k];
+        let (p, c, r, by) = &cands[k];
         // closeness rounded: exact copies of one parent must tie despite float summation order
         (
+            established(by),
             (r.evidence.closeness * 1e4).round() as i64,
             std::cmp::Reverse(r.relation),
             loaded[*c].card.declares(&loaded[*p].name),
@@ -353,7 +425,7 @@ pub fn lineage_loaded(models: &[Model], loaded: &[Loaded]) -> Result<LineageRepo
             }
             None => {
                 for b in &card.base_model {
-                    if let Some(j) = names.first_other(b, i) {
+                    if let Some(j) = names.first_other(b, i, loaded) {
                         findings.push(Finding {
                             model: loaded[i].name.clone(),
                             kind: "declared-parent-unrelated".into(),

@@ -1012,10 +1012,11 @@ pub fn relate_named(
 }
 
 /// The pair verified and oriented as `pedigree lineage` does for one pair: the diff's relation;
-/// the direction from the weights (lossy side, added tensors, spectral norm, kurtosis), else
-/// from the cards, else the serialization (training output before export), else the model
-/// already in the registry is the parent. Confidence: provenance's per-relation confidence times
-/// the same orientation factors (1.0 weights, 0.9 card, 0.7 weaker tie-breakers).
+/// the direction from the weights (lossy side, added tensors, spectral norm), else from the
+/// cards, else the serialization (training output before export), else the model already in
+/// the registry is the parent (head kurtosis, a statistic, is recorded but does not decide).
+/// Confidence: provenance's per-relation confidence times the orientation factor (1.0 weights,
+/// 0.9 card, 0.7 weaker tie-breakers).
 pub fn relate_prepared(new: &PreparedModel, existing: &PreparedModel) -> Option<Relationship> {
     // A = existing, B = new: the diff's "frozen"/"changed" tensors are the new model's.
     let r = guarded("diff", || diff_loaded(&existing.loaded, &new.loaded)).ok()?;
@@ -1024,15 +1025,20 @@ pub fn relate_prepared(new: &PreparedModel, existing: &PreparedModel) -> Option<
     }
     let new_declares = new.loaded.card.declares(&existing.name);
     let existing_declares = existing.loaded.card.declares(&new.name);
+    // A weight statistic (head kurtosis) does not orient an edge here: cards outrank it, and
+    // so does the upload order. The lab's families showed why: a head initialised from the
+    // parent's and trained on looks "more trained" than the parent's own, and the statistic
+    // turned base → fine-tune edges around. (It stays in the evidence as `weights_direction`.)
+    let statistic = r.direction_by.is_statistic();
     let (parent_is_new, by) = match r.direction {
-        Direction::AToB => (false, "weights"),
-        Direction::BToA => (true, "weights"),
-        Direction::Unknown if new_declares != existing_declares => (existing_declares, "card"),
+        Direction::AToB if !statistic => (false, "weights"),
+        Direction::BToA if !statistic => (true, "weights"),
+        _ if new_declares != existing_declares => (existing_declares, "card"),
         Direction::Unknown if new.loaded.format_rank != existing.loaded.format_rank => (
             new.loaded.format_rank < existing.loaded.format_rank,
             "format",
         ),
-        Direction::Unknown => (false, "upload-order"),
+        _ => (false, "upload-order"),
     };
     let factor = match by {
         "weights" => 1.0,

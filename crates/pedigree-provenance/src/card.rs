@@ -127,3 +127,18 @@ fn front_matter_base(text: &str) -> Vec<String> {
 fn unquote(s: &str) -> String {
     s.trim().trim_matches(['"', '\'']).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn names_match_on_the_components_both_have() {
+        assert!(same_name("acme/fashion-base", "fashion-base"));
+        assert!(same_name("fashion-base", "acme/fashion-base"));
+        assert!(same_name("Acme/Fashion-Base/", "acme/fashion-base"));
+        assert!(!same_name("control/fashion-base", "acme/fashion-base"));
+        assert!(!same_name("acme/fashion-base", "acme/fashion-base-v2"));
+        assert!(!same_name("", "acme/x"));
+    }
+}

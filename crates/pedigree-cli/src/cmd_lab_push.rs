@@ -440,8 +440,14 @@ mod tests {
 
     #[test]
     fn deployment_names_drop_the_family_prefix() {
-        assert_eq!(deployment_name("acme/fashion-bag-detector"), "acme-bag-detector");
-        assert_eq!(deployment_name("control/fashion-shoes-app"), "control-shoes-app");
+        assert_eq!(
+            deployment_name("acme/fashion-bag-detector"),
+            "acme-bag-detector"
+        );
+        assert_eq!(
+            deployment_name("control/fashion-shoes-app"),
+            "control-shoes-app"
+        );
     }
 
     #[test]
@@ -451,6 +457,9 @@ mod tests {
         let e = read_ground_truth(d.path()).unwrap_err();
         assert!(format!("{e:#}").contains("ground-truth.json"), "{e:#}");
         let e = read_ground_truth(&d.path().join("nothing")).unwrap_err();
-        assert!(format!("{e:#}").contains("not a lab output directory"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("not a lab output directory"),
+            "{e:#}"
+        );
     }
 }

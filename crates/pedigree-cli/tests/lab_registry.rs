@@ -227,7 +227,11 @@ fn lineage_over_the_lab_finds_both_families_and_the_lying_and_silent_cards() {
             None => assert_eq!(parent_of(name), None, "{name} is a root"),
             Some(p) => {
                 let found = parent_of(name).unwrap_or_else(|| panic!("{name} has no parent"));
-                assert_eq!(family(&found), fam, "{name}: parent {found} crosses families");
+                assert_eq!(
+                    family(&found),
+                    fam,
+                    "{name}: parent {found} crosses families"
+                );
                 if card == "truthful" || name.ends_with("shoes-inherit") {
                     assert_eq!(&found, p, "{name}");
                 }

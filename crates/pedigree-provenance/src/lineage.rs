@@ -538,12 +538,22 @@ mod tests {
 
     #[test]
     fn models_sharing_a_name_get_their_path_as_their_name() {
-        let paths: Vec<PathBuf> = ["/lab/acme/fashion-base", "/lab/control/fashion-base", "/x/other"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
-        let names = unique_names(&paths, ["fashion-base", "fashion-base", "other"].into_iter());
-        assert_eq!(names, ["acme/fashion-base", "control/fashion-base", "other"]);
+        let paths: Vec<PathBuf> = [
+            "/lab/acme/fashion-base",
+            "/lab/control/fashion-base",
+            "/x/other",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let names = unique_names(
+            &paths,
+            ["fashion-base", "fashion-base", "other"].into_iter(),
+        );
+        assert_eq!(
+            names,
+            ["acme/fashion-base", "control/fashion-base", "other"]
+        );
         // Unique names stay as they are.
         let names = unique_names(&paths[..1], ["fashion-base"].into_iter());
         assert_eq!(names, ["fashion-base"]);

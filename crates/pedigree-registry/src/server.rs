@@ -1679,7 +1679,13 @@ mod tests {
             served.entry(path).or_default().extend(methods);
         }
         // A parser that found nothing would pass everything below.
-        for must in ["/healthz", "/readyz", "/metrics", "/v1/jobs", "/v1/blobs/{digest}"] {
+        for must in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/v1/jobs",
+            "/v1/blobs/{digest}",
+        ] {
             assert!(served.contains_key(must), "{must} not found in the source");
         }
         for (path, methods) in &served {

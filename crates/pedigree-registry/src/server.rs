@@ -158,7 +158,7 @@ impl From<blob::BlobError> for ApiError {
             blob::BlobError::Io(_) | blob::BlobError::Config(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string())
             }
-            blob::BlobError::Remote { .. } => {
+            blob::BlobError::Remote { .. } | blob::BlobError::Refused { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "blob_store", e.to_string())
             }
         }

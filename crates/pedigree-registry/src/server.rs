@@ -138,6 +138,14 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => not_found(m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::Invalid(m) => bad(m),
+            full @ StoreError::Full { .. } => {
+                tracing::error!("store: {full}");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage",
+                    full.to_string(),
+                )
+            }
             other => {
                 tracing::error!("store: {other}");
                 ApiError::new(

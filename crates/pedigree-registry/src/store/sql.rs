@@ -35,6 +35,8 @@ pub struct SqlStore {
     graph: Mutex<LineageGraph>,
     /// Where the audit chain's head is checkpointed after every write (see [`audit::Anchor`]).
     anchor: Option<std::path::PathBuf>,
+    /// The database in messages: the SQLite file, or the PostgreSQL URL without its password.
+    name: String,
 }
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -175,6 +177,16 @@ impl SqlStore {
             write_lock: Mutex::new(()),
             graph: Mutex::new(LineageGraph::new()),
             anchor: None,
+            name: match backend {
+                Backend::Sqlite => {
+                    let path = url
+                        .strip_prefix("sqlite://")
+                        .or_else(|| url.strip_prefix("sqlite:"))
+                        .unwrap_or(&url);
+                    path.split('?').next().unwrap_or(path).to_string()
+                }
+                Backend::Postgres => redact_url(&url),
+            },
         })
     }
 
@@ -211,6 +223,29 @@ impl SqlStore {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A write's error, with a full disk told apart ([`StoreError::Full`], naming the
+    /// database) from other database errors, so the API can answer 507 rather than 500.
+    fn write_error(&self, e: impl Into<StoreError>) -> StoreError {
+        let e = e.into();
+        if let StoreError::Db(sqlx::Error::Database(d)) = &e {
+            // SQLITE_FULL is 13; PostgreSQL's disk_full is SQLSTATE 53100.
+            let full = match self.backend {
+                Backend::Sqlite => {
+                    d.code().as_deref() == Some("13")
+                        || d.message().contains("database or disk is full")
+                }
+                Backend::Postgres => d.code().as_deref() == Some("53100"),
+            };
+            if full {
+                return StoreError::Full {
+                    db: self.name.clone(),
+                    cause: d.message().to_string(),
+                };
+            }
+        }
+        e
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -452,6 +487,10 @@ impl SqlStore {
 /// (it may hold edges the failed transaction had read).
 macro_rules! write_tx {
     ($self:ident, |$tx:ident, $g:ident| $body:block) => {{
+        let r: Result<_> = async { write_tx!(@run $self, |$tx, $g| $body) }.await;
+        r.map_err(|e| $self.write_error(e))
+    }};
+    (@run $self:ident, |$tx:ident, $g:ident| $body:block) => {{
         let (_guard, mut $tx) = $self.begin_write().await?;
         let mut graph_guard = $self.graph.lock().await;
         let $g: &mut LineageGraph = &mut graph_guard;
@@ -569,7 +608,8 @@ impl MetaStore for SqlStore {
         .bind(size as i64)
         .bind(now_ms())
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -901,7 +941,8 @@ impl MetaStore for SqlStore {
             .bind(now + lease_ms)
             .bind(now)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.write_error(e))?;
         r.map(|r| {
             Ok(Job {
                 id: r.try_get("id")?,
@@ -1026,7 +1067,8 @@ impl MetaStore for SqlStore {
         .bind(now_ms())
         .bind(job_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -1051,7 +1093,8 @@ impl MetaStore for SqlStore {
         .bind(job_id)
         .bind(owner)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -1066,7 +1109,8 @@ impl MetaStore for SqlStore {
         .bind(job_id)
         .bind(owner)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -1422,7 +1466,8 @@ impl MetaStore for SqlStore {
             .bind(now)
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -1437,7 +1482,8 @@ impl MetaStore for SqlStore {
         .bind(if give_up { Some(now_ms()) } else { None })
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 

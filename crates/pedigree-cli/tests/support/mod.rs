@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ impl Proc {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
         c.args(args)
             .env_remove("PEDIGREE_CONFIG")
+            .env_remove("PEDIGREE_DATABASE_URL")
             .env("PEDIGREE_LOG", "info")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -119,9 +120,66 @@ impl Drop for Proc {
     }
 }
 
+/// `pedigree serve` on a free port of 127.0.0.1 with its data in `data`, read until it has
+/// printed its URL and the admin token of a first start; killed when dropped (it is a [`Proc`]).
+pub struct Serve {
+    pub proc: Proc,
+    pub url: String,
+    pub admin: String,
+    pub data: PathBuf,
+}
+
+impl Serve {
+    /// `pedigree serve --data-dir DATA --listen 127.0.0.1:0 EXTRA…` with `env` (logging at
+    /// `warn` unless `env` says otherwise) and stderr to `log`.
+    pub fn start(data: &Path, extra: &[&str], env: &[(&str, &str)], log: PathBuf) -> Serve {
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut env_all = vec![("PEDIGREE_LOG", "warn")];
+        env_all.extend_from_slice(env);
+        let mut proc = Proc::spawn(&args, &env_all, log);
+        let admin = proc.wait_line("admin token (shown once, stored only as a hash): ");
+        assert!(admin.starts_with("pdg_"), "{admin}");
+        let url = proc.wait_line("listening on ");
+        Serve {
+            proc,
+            url,
+            admin,
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// The last 4000 bytes of the server's log, for a failing test's output.
+    pub fn log_tail(&self) -> String {
+        let s = self.proc.log_text();
+        let start = s.len().saturating_sub(4000);
+        s[s.floor_char_boundary(start)..].to_string()
+    }
+
+    /// The CLI against this server with `token` (none: anonymous).
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+        c.args(args)
+            .env("PEDIGREE_URL", &self.url)
+            .env_remove("PEDIGREE_TOKEN")
+            .env_remove("PEDIGREE_CONFIG");
+        if let Some(t) = token {
+            c.env("PEDIGREE_TOKEN", t);
+        }
+        c.output().expect("run pedigree")
+    }
+}
+
 // The one moto launcher, shared with the registry crate's S3 tests.
 #[path = "../../../pedigree-registry/tests/common/moto.rs"]
 mod moto;
+#[allow(unused_imports)] // not every test binary starts moto
 pub use moto::Moto;
 
 /// One unsigned S3 request to moto (fine while it checks no signatures): status and body.

@@ -345,8 +345,20 @@ fn a_full_database_disk_fails_cleanly_and_recovers() {
         std::fs::read(first.join("model.safetensors")).unwrap()
     );
 
-    // Space back: the same push goes through and the version is approved.
+    // Space back. Every pooled database connection works again, including the one whose
+    // COMMIT failed: writes in a row (token creations) go round the pool.
     std::fs::remove_file(&filler).unwrap();
+    for i in 0..8 {
+        c.create_token(
+            &format!("after-full-{i}"),
+            &[pedigree_registry::store::Grant {
+                role: pedigree_registry::store::Role::Reader,
+                namespace: "acme".into(),
+            }],
+        )
+        .unwrap_or_else(|e| panic!("write {i} after space was freed: {e}"));
+    }
+    // The same push goes through and the version is approved.
     c.push(&second, &second_ref)
         .expect("push after space was freed");
     let s = c

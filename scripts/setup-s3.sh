@@ -7,6 +7,9 @@
 # Why moto rather than an S3 server built from crates.io: it installs from wheels in seconds,
 # where compiling one takes minutes of CI time on 2 cores, and it implements the parts of the S3
 # API the store uses (HEAD, GET with ranges, PUT, multipart create/upload/complete/abort).
+# The same install covers the signing tests: they create IAM users, roles and STS session
+# credentials in moto, then switch on its IAM mode, in which it verifies every SigV4 signature
+# (see crates/pedigree-registry/tests/common/moto.rs); nothing more to install.
 set -euo pipefail
 
 # Pinned: the version the tests were written and run against.

@@ -21,10 +21,10 @@
 //! frozen tensors bit for bit, which is what the registry's lineage inference sees.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,14 +36,16 @@ use serde_json::{Value, json};
 
 const DECIDE_TIMEOUT: Duration = Duration::from_secs(120);
 
+mod support;
+
 // ------------------------------------------------------------------------------------ server
 
 struct Server {
-    child: Child,
     url: String,
     admin: String,
     data: PathBuf,
-    log: PathBuf,
+    /// Killed when dropped, before the database below is.
+    serve: support::Serve,
     /// The metadata database; dropped (PostgreSQL: `DROP DATABASE`) after the server is killed.
     db: TestDb,
     _tmp: tempfile::TempDir,
@@ -54,65 +56,17 @@ impl Server {
         let db = TestDb::new(engine);
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let log = tmp.path().join("server.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pedigree"));
-        cmd.args([
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--workers", "2"])
-        .env("PEDIGREE_LOG", "warn")
-        .env_remove("PEDIGREE_DATABASE_URL");
+        let mut extra = vec!["--workers", "2"];
         if engine == Engine::Postgres {
             // SQLite runs as users run it by default: no URL, DATA/registry.db.
-            cmd.args(["--database-url", db.url()]);
+            extra.extend(["--database-url", db.url()]);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start pedigree serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    // Keep draining so the server never blocks on a full pipe.
-                    continue;
-                }
-            }
-        });
-        let (mut admin, mut url) = (None, None);
-        while url.is_none() {
-            let line = match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(l) => l,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "the server printed no URL; its log:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            };
-            if let Some(t) = line.split("admin token").nth(1) {
-                admin = t.rsplit(' ').next().map(|s| s.trim().to_string());
-            }
-            if let Some(u) = line.split("listening on ").nth(1) {
-                url = Some(u.trim().to_string());
-            }
-        }
-        let admin = admin.expect("an admin token printed on first start");
-        assert!(admin.starts_with("pdg_"), "{admin}");
+        let serve = support::Serve::start(&data, &extra, &[], tmp.path().join("server.log"));
         Server {
-            child,
-            url: url.unwrap(),
-            admin,
+            url: serve.url.clone(),
+            admin: serve.admin.clone(),
             data,
-            log,
+            serve,
             db,
             _tmp: tmp,
         }
@@ -158,9 +112,7 @@ impl Server {
     }
 
     fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = s.len().saturating_sub(4000);
-        s[s.floor_char_boundary(start)..].to_string()
+        self.serve.log_tail()
     }
 
     /// An HTTP request with `token` (none: anonymous).
@@ -177,8 +129,6 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("---- server log (tail) ----\n{}", self.log_tail());
         }

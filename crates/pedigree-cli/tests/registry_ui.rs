@@ -12,67 +12,36 @@
 //! them.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------ server
 
+mod support;
+
 struct Server {
-    child: Child,
     url: String,
     admin: String,
-    log: PathBuf,
+    serve: support::Serve,
     _tmp: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Server {
         let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        let log = tmp.path().join("server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-            .args(["serve", "--data-dir", data.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-            .env("PEDIGREE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start pedigree serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line); // keep draining so the server never blocks
-            }
-        });
-        let (mut admin, mut url) = (None, None);
-        while url.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "the server printed no URL; its log:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    )
-                });
-            if let Some(t) = line.split("admin token").nth(1) {
-                admin = t.rsplit(' ').next().map(|s| s.trim().to_string());
-            }
-            if let Some(u) = line.split("listening on ").nth(1) {
-                url = Some(u.trim().to_string());
-            }
-        }
+        let serve = support::Serve::start(
+            &tmp.path().join("data"),
+            &["--workers", "2"],
+            &[],
+            tmp.path().join("server.log"),
+        );
         Server {
-            child,
-            url: url.unwrap(),
-            admin: admin.expect("an admin token printed on first start"),
-            log,
+            url: serve.url.clone(),
+            admin: serve.admin.clone(),
+            serve,
             _tmp: tmp,
         }
     }
@@ -101,12 +70,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
-            let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail = &s[s.floor_char_boundary(s.len().saturating_sub(4000))..];
-            eprintln!("---- server log (tail) ----\n{tail}");
+            eprintln!("---- server log (tail) ----\n{}", self.serve.log_tail());
         }
     }
 }

@@ -29,6 +29,16 @@ pub enum BlobError {
         digest: String,
         cause: String,
     },
+    /// A remote store refused the credentials (HTTP 401/403: a wrong secret, an unknown key, a
+    /// bad or expired session token, or no permission on the bucket). Not retried: only the
+    /// operator can fix it, so it is told apart from a store that is merely failing.
+    #[error("blob store {store}: {op} {digest}: credentials refused: {cause}")]
+    Refused {
+        store: String,
+        op: String,
+        digest: String,
+        cause: String,
+    },
 }
 
 /// A blob's bytes being read: a local file, or a verified download from a remote store.

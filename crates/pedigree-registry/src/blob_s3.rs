@@ -53,6 +53,8 @@ pub struct S3Options {
     /// Credentials; `None` takes them from the standard `AWS_*` environment variables.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// Session token of temporary credentials (STS); `None`: `AWS_SESSION_TOKEN`, if set.
+    pub session_token: Option<String>,
     /// Retries of one request on server errors (5xx, 429) and dropped connections.
     pub retries: usize,
     /// First back-off between retries; it doubles up to 15 s.
@@ -92,6 +94,7 @@ impl S3Options {
             virtual_hosted: false,
             access_key_id: None,
             secret_access_key: None,
+            session_token: None,
             retries: 5,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(600),
@@ -189,6 +192,9 @@ impl S3BlobStore {
         if let Some(k) = &o.secret_access_key {
             b = b.with_secret_access_key(k);
         }
+        if let Some(t) = &o.session_token {
+            b = b.with_token(t);
+        }
         let store = b
             .build()
             .map_err(|e| BlobError::Config(format!("blob store {name}: {e}")))?;
@@ -223,44 +229,62 @@ impl S3BlobStore {
         Ok(self.key_raw(&format!("sha256/{}", parse_digest(digest)?)))
     }
 
-    fn remote(&self, op: &str, digest: &str, e: impl std::fmt::Display) -> BlobError {
-        BlobError::Remote {
-            store: self.name.clone(),
-            op: op.to_string(),
-            digest: digest.to_string(),
-            cause: e.to_string(),
+    /// A failed request as a [`BlobError`]: [`BlobError::Refused`] when the server turned the
+    /// credentials down, [`BlobError::Remote`] otherwise.
+    fn remote(&self, op: &str, digest: &str, e: impl Into<PutFail>) -> BlobError {
+        let (store, op, digest) = (self.name.clone(), op.to_string(), digest.to_string());
+        match e.into() {
+            PutFail::Store(e) => match refusal(&e) {
+                Some(why) => BlobError::Refused {
+                    store,
+                    op,
+                    digest,
+                    cause: format!(
+                        "{why}; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
+                         AWS_SESSION_TOKEN, and that they may use the bucket ({e})"
+                    ),
+                },
+                None => BlobError::Remote {
+                    store,
+                    op,
+                    digest,
+                    cause: e.to_string(),
+                },
+            },
+            PutFail::Local(cause) => BlobError::Remote {
+                store,
+                op,
+                digest,
+                cause,
+            },
         }
     }
 
-    async fn put_single(&self, key: &ObjectPath, staged: &Staged) -> Result<(), String> {
+    async fn put_single(&self, key: &ObjectPath, staged: &Staged) -> Result<(), PutFail> {
         // Bounded: only files up to SINGLE_PUT_MAX come here.
         let data = tokio::fs::read(&staged.path)
             .await
-            .map_err(|e| format!("reading {}: {e}", staged.path.display()))?;
+            .map_err(|e| PutFail::Local(format!("reading {}: {e}", staged.path.display())))?;
         if data.len() as u64 != staged.size {
-            return Err(format!(
+            return Err(PutFail::Local(format!(
                 "staged file {} has {} bytes, {} were staged",
                 staged.path.display(),
                 data.len(),
                 staged.size
-            ));
+            )));
         }
-        self.store
-            .put(key, PutPayload::from(data))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.store.put(key, PutPayload::from(data)).await?;
+        Ok(())
     }
 
-    async fn put_multipart(&self, key: &ObjectPath, staged: &Staged) -> Result<(), String> {
-        let upload = self
-            .store
-            .put_multipart(key)
-            .await
-            .map_err(|e| format!("starting the multipart upload: {e}"))?;
+    async fn put_multipart(&self, key: &ObjectPath, staged: &Staged) -> Result<(), PutFail> {
+        let upload = self.store.put_multipart(key).await?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         match feed_parts(&mut w, staged).await {
-            Ok(()) => w.finish().await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(()) => {
+                w.finish().await?;
+                Ok(())
+            }
             Err(e) => {
                 // Parts already sent are not an object (never completed), but they would stay
                 // on the server until a lifecycle rule removes them; abort drops them now.
@@ -295,21 +319,87 @@ impl S3BlobStore {
     }
 }
 
-async fn feed_parts(w: &mut WriteMultipart, staged: &Staged) -> Result<(), String> {
+/// Why an upload failed: the store's answer (kept whole, so a refusal can be told apart), or a
+/// problem with the staged file on our side.
+enum PutFail {
+    Store(object_store::Error),
+    Local(String),
+}
+
+impl From<object_store::Error> for PutFail {
+    fn from(e: object_store::Error) -> PutFail {
+        PutFail::Store(e)
+    }
+}
+
+/// If the store refused the request's credentials, what it said, in words. S3 answers 403 (a
+/// wrong signature, an unknown key, no permission) or, for a bad session token, 400
+/// `InvalidToken`; it names the reason in the body's `<Code>` when there is a body (a HEAD
+/// answer has none). object_store types most 401/403 answers as `Unauthenticated` or
+/// `PermissionDenied` but wraps some (listing, starting a multipart upload) in `Generic`, where
+/// the status and body are only in the message.
+fn refusal(e: &object_store::Error) -> Option<String> {
+    const AUTH_CODES: [&str; 7] = [
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "AccessDenied",
+        "InvalidSecurity",
+    ];
+    let text = e.to_string();
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|r| r.split('<').next());
+    let status = text
+        .split("status code: ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .map(str::trim);
+    let typed = matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    );
+    let auth_status = status.is_some_and(|s| s.starts_with("401") || s.starts_with("403"));
+    if !typed && !auth_status && !code.is_some_and(|c| AUTH_CODES.contains(&c)) {
+        return None;
+    }
+    let answer = match (status, code) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}"),
+        (Some(s), None) => format!("HTTP {s}"),
+        (None, Some(c)) => format!("HTTP 403 {c}"),
+        (None, None) => "HTTP 403".to_string(),
+    };
+    Some(match code {
+        Some("SignatureDoesNotMatch") => format!(
+            "the server refused the request signature ({answer}): the secret access key is not \
+             the one for this access key"
+        ),
+        Some("InvalidAccessKeyId") => {
+            format!("the server does not know the access key ({answer})")
+        }
+        Some("InvalidToken" | "ExpiredToken" | "TokenRefreshRequired") => {
+            format!("the server refused the session token ({answer})")
+        }
+        _ => format!("the server refused these credentials ({answer})"),
+    })
+}
+
+async fn feed_parts(w: &mut WriteMultipart, staged: &Staged) -> Result<(), PutFail> {
     let mut f = tokio::fs::File::open(&staged.path)
         .await
-        .map_err(|e| format!("opening {}: {e}", staged.path.display()))?;
+        .map_err(|e| PutFail::Local(format!("opening {}: {e}", staged.path.display())))?;
     let mut sent = 0u64;
     loop {
         // Back-pressure: never more than PARTS_IN_FLIGHT parts buffered and uploading.
-        w.wait_for_capacity(PARTS_IN_FLIGHT)
-            .await
-            .map_err(|e| e.to_string())?;
+        w.wait_for_capacity(PARTS_IN_FLIGHT).await?;
         let mut buf = vec![0u8; READ_CHUNK];
         let n = f
             .read(&mut buf)
             .await
-            .map_err(|e| format!("reading {}: {e}", staged.path.display()))?;
+            .map_err(|e| PutFail::Local(format!("reading {}: {e}", staged.path.display())))?;
         if n == 0 {
             break;
         }
@@ -318,11 +408,11 @@ async fn feed_parts(w: &mut WriteMultipart, staged: &Staged) -> Result<(), Strin
         w.put(bytes::Bytes::from(buf));
     }
     if sent != staged.size {
-        return Err(format!(
+        return Err(PutFail::Local(format!(
             "staged file {} has {sent} bytes, {} were staged",
             staged.path.display(),
             staged.size
-        ));
+        )));
     }
     Ok(())
 }

@@ -10,9 +10,8 @@
 //! `cargo test -p pedigree-registry --test s3 -- --ignored bench --nocapture`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,131 +20,9 @@ use pedigree_registry::blob::{BlobError, BlobStore, Staged, StagingWriter, open_
 use pedigree_registry::blob_s3::{S3BlobStore, S3Options};
 use tokio::io::AsyncReadExt;
 
-// ------------------------------------------------------------------------------ the S3 server
-
-fn moto_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let bin = root.join(".venv/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "{} is missing: the S3 tests need moto's S3 server; run `bash scripts/setup.sh` \
-         (it runs scripts/setup-s3.sh)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Moto {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin = moto_binary();
-        let tmp = tempfile::tempdir().unwrap();
-        let log = tmp.path().join("moto.log");
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(tmp.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut m = Moto {
-            child,
-            addr,
-            log,
-            _tmp: tmp,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok((status, _, _)) = raw_http(addr, "GET", "/", &[])
-                && status > 0
-            {
-                break;
-            }
-            if let Ok(Some(st)) = m.child.try_wait() {
-                panic!("moto_server exited ({st}): {}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer within 60 s: {}",
-                m.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        m
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn create_bucket(&self, bucket: &str) {
-        let (status, _, body) = raw_http(self.addr, "PUT", &format!("/{bucket}"), &[]).unwrap();
-        assert_eq!(status, 200, "creating bucket {bucket}: {body:?}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// moto does not verify signatures, but it treats a request without any as anonymous (and
-/// refuses reads of private objects): a well-formed header with a dummy signature will do.
-const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
-    Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
-
-/// One HTTP/1.1 request, unsigned (moto does not check signatures): status, headers, body.
-fn raw_http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\
-         Content-Type: application/octet-stream\r\n{MOTO_AUTH}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head, buf[split + 4..].to_vec()))
-}
+#[path = "common/moto.rs"]
+mod moto;
+use moto::{Creds, Moto, raw_http};
 
 fn options(endpoint: &str, bucket: &str, prefix: &str, retries: usize) -> S3Options {
     let mut o = S3Options::from_url(&format!(
@@ -155,6 +32,14 @@ fn options(endpoint: &str, bucket: &str, prefix: &str, retries: usize) -> S3Opti
     o.access_key_id = Some("testing".into());
     o.secret_access_key = Some("testing".into());
     o.retry_backoff = Duration::from_millis(20);
+    o
+}
+
+fn signed_options(moto: &Moto, bucket: &str, prefix: &str, c: &Creds) -> S3Options {
+    let mut o = options(&moto.endpoint(), bucket, prefix, 0);
+    o.access_key_id = Some(c.access_key_id.clone());
+    o.secret_access_key = Some(c.secret_access_key.clone());
+    o.session_token = c.session_token.clone();
     o
 }
 
@@ -313,6 +198,130 @@ async fn tampered_object_is_detected_on_download() {
             "streaming fails, naming the store: {e}"
         );
     }
+}
+
+// ------------------------------------------------- against a server that checks signatures
+
+/// Asserts that `e` is the store turning the credentials down, saying so and naming `needles`.
+fn assert_refused(e: &BlobError, needles: &[&str]) {
+    let msg = e.to_string();
+    eprintln!("refused as expected: {msg}");
+    assert!(
+        matches!(e, BlobError::Refused { .. }),
+        "not a refusal: {msg}"
+    );
+    assert!(msg.contains("credentials refused"), "{msg}");
+    for n in needles {
+        assert!(msg.contains(n), "{n:?} not in: {msg}");
+    }
+}
+
+/// moto in its IAM mode verifies every SigV4 signature (the control at the end of
+/// `Moto::require_signatures` shows a bad one is refused). Correct credentials round-trip a
+/// single-PUT and a multipart blob; the same access key with a wrong secret is refused by the
+/// server (`SignatureDoesNotMatch`) on every operation, clearly and without retries, and leaves
+/// nothing in the bucket; an access key the server never issued is refused as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signatures_are_verified_round_trip_and_wrong_secret() {
+    let moto = Moto::start();
+    moto.create_bucket("models");
+    let creds = moto.create_user("registry");
+    moto.require_signatures();
+
+    let good = S3BlobStore::new(&signed_options(&moto, "models", "signed", &creds)).unwrap();
+    good.check()
+        .await
+        .expect("correct credentials reach the bucket");
+    let tmp = tempfile::tempdir().unwrap();
+    // 20 MiB is past SINGLE_PUT_MAX: three signed parts plus create and complete requests.
+    for (n, seed) in [(200_000usize, 11u64), (20 << 20, 12)] {
+        let bytes = data(n, seed);
+        let staged = stage(&tmp.path().join("staging"), &bytes).await;
+        let digest = staged.digest.clone();
+        good.put_file(&digest, staged).await.unwrap();
+        assert_eq!(good.exists(&digest).await.unwrap(), Some(n as u64));
+        assert!(read_all(&good, &digest).await.unwrap() == bytes);
+        let p = good
+            .local_path(&digest, &tmp.path().join("scratch"))
+            .await
+            .unwrap();
+        assert!(std::fs::read(&p).unwrap() == bytes);
+    }
+
+    let mut wrong = creds.clone();
+    wrong.secret_access_key = format!("{}x", creds.secret_access_key);
+    let bad = S3BlobStore::new(&signed_options(&moto, "models", "signed", &wrong)).unwrap();
+    let sig = [
+        "SignatureDoesNotMatch",
+        "s3://models/signed",
+        "AWS_SECRET_ACCESS_KEY",
+    ];
+    assert_refused(&bad.check().await.unwrap_err(), &sig);
+    let stored = format!("sha256:{}", {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(data(200_000, 11)))
+    });
+    // A HEAD answer has no body to name the reason; it is still a refusal, not "missing".
+    assert_refused(
+        &bad.exists(&stored).await.unwrap_err(),
+        &["403", &stored, "checking"],
+    );
+    let e = bad.open(&stored).await.err().expect("a refused download");
+    assert_refused(&e, &["SignatureDoesNotMatch", &stored, "downloading"]);
+    for (n, seed) in [(5_000usize, 21u64), (20 << 20, 22)] {
+        let staged = stage(&tmp.path().join("staging"), &data(n, seed)).await;
+        let (digest, path) = (staged.digest.clone(), staged.path.clone());
+        let t = Instant::now();
+        let e = bad.put_file(&digest, staged).await.unwrap_err();
+        assert_refused(&e, &["SignatureDoesNotMatch", &digest, "uploading"]);
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "a refusal is not retried for long: {:?}",
+            t.elapsed()
+        );
+        assert_eq!(good.exists(&digest).await.unwrap(), None, "{n} bytes");
+        assert!(path.exists(), "the staged file is kept for another try");
+    }
+
+    let mut unknown = creds.clone();
+    unknown.access_key_id = "AKIAIOSFODNN7EXAMPLE".into();
+    let stranger = S3BlobStore::new(&signed_options(&moto, "models", "signed", &unknown)).unwrap();
+    assert_refused(
+        &stranger.check().await.unwrap_err(),
+        &["InvalidAccessKeyId", "does not know the access key"],
+    );
+}
+
+/// Temporary credentials: the session token is sent and checked (moto compares it with the
+/// one STS issued); a wrong token and a missing one are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tokens_are_sent_and_checked() {
+    let moto = Moto::start();
+    moto.create_bucket("models");
+    let temp = moto.assume_role("registry-role");
+    assert!(temp.access_key_id.starts_with("ASIA"), "{temp:?}");
+    moto.require_signatures();
+
+    let store = S3BlobStore::new(&signed_options(&moto, "models", "t", &temp)).unwrap();
+    store.check().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = data(70_000, 31);
+    let staged = stage(tmp.path(), &bytes).await;
+    let digest = staged.digest.clone();
+    store.put_file(&digest, staged).await.unwrap();
+    assert!(read_all(&store, &digest).await.unwrap() == bytes);
+
+    let mut forged = temp.clone();
+    forged.session_token = Some("FQoGZXIvYXdzEBYaDforged".into());
+    let s = S3BlobStore::new(&signed_options(&moto, "models", "t", &forged)).unwrap();
+    assert_refused(
+        &s.check().await.unwrap_err(),
+        &["InvalidToken", "session token"],
+    );
+    let mut none = temp.clone();
+    none.session_token = None;
+    let s = S3BlobStore::new(&signed_options(&moto, "models", "t", &none)).unwrap();
+    assert_refused(&s.check().await.unwrap_err(), &["s3://models/t"]);
 }
 
 /// A TCP proxy that can be cut: every open connection is dropped and new ones refused.

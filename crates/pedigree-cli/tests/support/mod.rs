@@ -1,10 +1,10 @@
 //! Shared by the registry's end-to-end tests: `pedigree` child processes read line by line, a
 //! real S3-compatible server (moto's standalone server from `.venv`, installed by
-//! `bash scripts/setup.sh`) on a free port, and one raw HTTP request to it.
+//! `bash scripts/setup.sh`; the launcher is `pedigree-registry/tests/common/moto.rs`) on a free
+//! port, and one raw HTTP request to it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,6 +28,7 @@ impl Proc {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
         c.args(args)
             .env_remove("PEDIGREE_CONFIG")
+            .env_remove("PEDIGREE_DATABASE_URL")
             .env("PEDIGREE_LOG", "info")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -119,98 +120,74 @@ impl Drop for Proc {
     }
 }
 
-pub fn moto_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "{} is missing: the S3 tests need moto's S3 server; run `bash scripts/setup.sh` \
-         (it runs scripts/setup-s3.sh)",
-        bin.display()
-    );
-    bin
+/// `pedigree serve` on a free port of 127.0.0.1 with its data in `data`, read until it has
+/// printed its URL and the admin token of a first start; killed when dropped (it is a [`Proc`]).
+pub struct Serve {
+    pub proc: Proc,
+    pub url: String,
+    pub admin: String,
+    pub data: PathBuf,
 }
 
-pub struct Moto {
-    child: Child,
-    pub addr: SocketAddr,
-    _tmp: tempfile::TempDir,
-}
+impl Serve {
+    /// `pedigree serve --data-dir DATA --listen 127.0.0.1:0 EXTRA…` with `env` (logging at
+    /// `warn` unless `env` says otherwise) and stderr to `log`.
+    pub fn start(data: &Path, extra: &[&str], env: &[(&str, &str)], log: PathBuf) -> Serve {
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut env_all = vec![("PEDIGREE_LOG", "warn")];
+        env_all.extend_from_slice(env);
+        let mut proc = Proc::spawn(&args, &env_all, log);
+        let admin = proc.wait_line("admin token (shown once, stored only as a hash): ");
+        assert!(admin.starts_with("pdg_"), "{admin}");
+        let url = proc.wait_line("listening on ");
+        Serve {
+            proc,
+            url,
+            admin,
+            data: data.to_path_buf(),
+        }
+    }
 
-impl Moto {
-    pub fn start() -> Moto {
-        let bin = moto_binary();
-        let tmp = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = tmp.path().join("moto.log");
-        let mut child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(tmp.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while raw_http(addr, "GET", "/", &[]).is_err() {
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "moto_server exited ({st}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "moto_server did not answer");
-            std::thread::sleep(Duration::from_millis(100));
+    /// The last 4000 bytes of the server's log, for a failing test's output.
+    pub fn log_tail(&self) -> String {
+        let s = self.proc.log_text();
+        let start = s.len().saturating_sub(4000);
+        s[s.floor_char_boundary(start)..].to_string()
+    }
+
+    /// The CLI against this server with `token` (none: anonymous).
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+        c.args(args)
+            .env("PEDIGREE_URL", &self.url)
+            .env_remove("PEDIGREE_TOKEN")
+            .env_remove("PEDIGREE_CONFIG");
+        if let Some(t) = token {
+            c.env("PEDIGREE_TOKEN", t);
         }
-        Moto {
-            child,
-            addr,
-            _tmp: tmp,
-        }
+        c.output().expect("run pedigree")
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// The one moto launcher, shared with the registry crate's S3 tests.
+#[path = "../../../pedigree-registry/tests/common/moto.rs"]
+mod moto;
+#[allow(unused_imports)] // not every test binary starts moto
+pub use moto::Moto;
 
-/// moto does not verify signatures, but it treats a request without any as anonymous (and
-/// refuses reads of private objects): a well-formed header with a dummy signature will do.
-const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
-    Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
-
-/// One unsigned HTTP/1.1 request (moto does not check signatures): status and body.
+/// One unsigned S3 request to moto (fine while it checks no signatures): status and body.
 pub fn raw_http(
-    addr: SocketAddr,
+    addr: std::net::SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\
-         Content-Type: application/octet-stream\r\n{MOTO_AUTH}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let status = String::from_utf8_lossy(&buf[..split])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, buf[split + 4..].to_vec()))
+    moto::raw_http(addr, method, path, body).map(|(status, _, body)| (status, body))
 }

@@ -25,6 +25,13 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's `disk_full`). The write
+    /// was rolled back whole; it can be retried once space is freed.
+    #[error(
+        "metadata database {db}: disk full ({cause}); nothing of this change was stored, free \
+         space and retry"
+    )]
+    Full { db: String, cause: String },
     #[error("database migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]

@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
 use tokio::sync::Mutex;
 
 use super::*;
@@ -35,6 +36,8 @@ pub struct SqlStore {
     graph: Mutex<LineageGraph>,
     /// Where the audit chain's head is checkpointed after every write (see [`audit::Anchor`]).
     anchor: Option<std::path::PathBuf>,
+    /// The database in messages: the SQLite file, or the PostgreSQL URL without its password.
+    name: String,
 }
 
 type Tx<'a> = Transaction<'a, Any>;
@@ -175,6 +178,16 @@ impl SqlStore {
             write_lock: Mutex::new(()),
             graph: Mutex::new(LineageGraph::new()),
             anchor: None,
+            name: match backend {
+                Backend::Sqlite => {
+                    let path = url
+                        .strip_prefix("sqlite://")
+                        .or_else(|| url.strip_prefix("sqlite:"))
+                        .unwrap_or(&url);
+                    path.split('?').next().unwrap_or(path).to_string()
+                }
+                Backend::Postgres => redact_url(&url),
+            },
         })
     }
 
@@ -213,6 +226,29 @@ impl SqlStore {
         self.backend
     }
 
+    /// A write's error, with a full disk told apart ([`StoreError::Full`], naming the
+    /// database) from other database errors, so the API can answer 507 rather than 500.
+    fn write_error(&self, e: impl Into<StoreError>) -> StoreError {
+        let e = e.into();
+        if let StoreError::Db(sqlx::Error::Database(d)) = &e {
+            // SQLITE_FULL is 13; PostgreSQL's disk_full is SQLSTATE 53100.
+            let full = match self.backend {
+                Backend::Sqlite => {
+                    d.code().as_deref() == Some("13")
+                        || d.message().contains("database or disk is full")
+                }
+                Backend::Postgres => d.code().as_deref() == Some("53100"),
+            };
+            if full {
+                return StoreError::Full {
+                    db: self.name.clone(),
+                    cause: d.message().to_string(),
+                };
+            }
+        }
+        e
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -227,15 +263,17 @@ impl SqlStore {
         }
     }
 
-    async fn begin_write(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx<'_>)> {
-        let guard = self.write_lock.lock().await;
-        // The lock above serialises this process only; other processes (`pedigree worker`)
-        // write the same file. IMMEDIATE takes SQLite's write lock up front, where
-        // busy_timeout waits for it, instead of failing at the first write after a read.
+    /// Begin a write transaction on `conn`, a connection of this store's pool held by the
+    /// caller (see `write_tx!`, which needs it back to discard it when a commit fails).
+    async fn begin_write<'c>(&self, conn: &'c mut PoolConnection<Any>) -> Result<Tx<'c>> {
+        // The write lock (taken by the caller) serialises this process only; other processes
+        // (`pedigree worker`) write the same file. IMMEDIATE takes SQLite's write lock up
+        // front, where busy_timeout waits for it, instead of failing at the first write after
+        // a read.
         let mut tx = if self.backend == Backend::Sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
+            conn.begin_with("BEGIN IMMEDIATE").await?
         } else {
-            self.pool.begin().await?
+            conn.begin().await?
         };
         if self.backend == Backend::Postgres {
             // One writer of the audit chain, the lineage edges and the cascade at a time across
@@ -248,7 +286,7 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok((guard, tx))
+        Ok(tx)
     }
 
     async fn append_audit(
@@ -449,30 +487,56 @@ impl SqlStore {
 }
 
 /// Run `f` on a write transaction; on any error, roll back and forget the cached graph
-/// (it may hold edges the failed transaction had read).
+/// (it may hold edges the failed transaction had read). A full disk comes out as
+/// [`StoreError::Full`].
+///
+/// A connection whose COMMIT (or ROLLBACK) failed is closed, never handed back to the pool:
+/// SQLite may already have rolled the transaction back itself (it does on SQLITE_FULL), the
+/// driver's ROLLBACK then fails too, and the driver would go on believing a transaction is
+/// open on that connection, refusing every later `BEGIN` on it ("non-zero transaction depth").
 macro_rules! write_tx {
     ($self:ident, |$tx:ident, $g:ident| $body:block) => {{
-        let (_guard, mut $tx) = $self.begin_write().await?;
-        let mut graph_guard = $self.graph.lock().await;
-        let $g: &mut LineageGraph = &mut graph_guard;
-        let result: Result<_> = async { $body }.await;
-        match result {
-            Ok(v) => match $tx.commit().await {
-                Ok(()) => {
-                    $self.save_anchor().await;
-                    Ok(v)
+        let r: Result<_> = async {
+            let _guard = $self.write_lock.lock().await;
+            let mut conn = $self.pool.acquire().await?;
+            let mut discard = false;
+            let r: Result<_> = async {
+                let mut $tx = $self.begin_write(&mut conn).await?;
+                let mut graph_guard = $self.graph.lock().await;
+                let $g: &mut LineageGraph = &mut graph_guard;
+                let result: Result<_> = async { $body }.await;
+                match result {
+                    Ok(v) => match $tx.commit().await {
+                        Ok(()) => Ok(v),
+                        Err(e) => {
+                            *graph_guard = LineageGraph::new();
+                            discard = true;
+                            Err(e.into())
+                        }
+                    },
+                    Err(e) => {
+                        *graph_guard = LineageGraph::new();
+                        if $tx.rollback().await.is_err() {
+                            discard = true;
+                        }
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    *graph_guard = LineageGraph::new();
-                    Err(e.into())
-                }
-            },
-            Err(e) => {
-                *graph_guard = LineageGraph::new();
-                let _ = $tx.rollback().await;
-                Err(e)
             }
+            .await;
+            if discard {
+                // Closing also ends whatever transaction the server still holds open.
+                let _ = conn.close().await;
+            } else {
+                drop(conn);
+            }
+            if r.is_ok() {
+                $self.save_anchor().await;
+            }
+            r
         }
+        .await;
+        r.map_err(|e| $self.write_error(e))
     }};
 }
 
@@ -569,7 +633,8 @@ impl MetaStore for SqlStore {
         .bind(size as i64)
         .bind(now_ms())
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -901,7 +966,8 @@ impl MetaStore for SqlStore {
             .bind(now + lease_ms)
             .bind(now)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.write_error(e))?;
         r.map(|r| {
             Ok(Job {
                 id: r.try_get("id")?,
@@ -1026,7 +1092,8 @@ impl MetaStore for SqlStore {
         .bind(now_ms())
         .bind(job_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -1051,7 +1118,8 @@ impl MetaStore for SqlStore {
         .bind(job_id)
         .bind(owner)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -1066,7 +1134,8 @@ impl MetaStore for SqlStore {
         .bind(job_id)
         .bind(owner)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -1422,7 +1491,8 @@ impl MetaStore for SqlStore {
             .bind(now)
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -1437,7 +1507,8 @@ impl MetaStore for SqlStore {
         .bind(if give_up { Some(now_ms()) } else { None })
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::Proc;
+use support::Serve;
 
 fn pedigree(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
@@ -82,25 +82,14 @@ fn the_lab_family_pushed_to_the_registry_is_contained_when_its_base_is_flagged()
     let truth = truth(&lab);
     assert_eq!(truth.len(), 14);
 
-    let data = tmp.path().join("data");
-    let mut server = Proc::spawn(
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("PEDIGREE_LOG", "warn")],
+    let server = Serve::start(
+        &tmp.path().join("data"),
+        &[],
+        &[],
         tmp.path().join("server.log"),
     );
-    let token = server
-        .wait_line("admin token (shown once, stored only as a hash):")
-        .to_string();
-    let url = server.wait_line("listening on ").to_string();
-    assert!(token.starts_with("pdg_"), "{token}");
-
-    let (code, stdout, stderr) = pedigree(
+    let out = server.cli(
+        Some(&server.admin),
         &[
             "lab",
             "push",
@@ -110,13 +99,14 @@ fn the_lab_family_pushed_to_the_registry_is_contained_when_its_base_is_flagged()
             "LAB-0001",
             "--json",
         ],
-        &[("PEDIGREE_URL", &url), ("PEDIGREE_TOKEN", &token)],
     );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
-        code,
-        0,
-        "lab push failed:\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log_text()
+        out.status.code(),
+        Some(0),
+        "lab push failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_tail()
     );
     let r: Value = serde_json::from_str(&stdout).expect("JSON report");
 

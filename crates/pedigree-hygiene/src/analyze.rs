@@ -476,8 +476,27 @@ impl<'a> Walker<'a> {
             .or_else(|| names.iter().find_map(|n| kw.get(n).cloned()))
     }
 
+    /// Whether the local name `name` is bound, where this call is, by something other than an
+    /// import (a local `def load`, a parameter `torch`): then the file's imports do not say what
+    /// it is.
+    fn shadowed(&self, name: &str) -> bool {
+        for s in self.scopes.iter().rev() {
+            if let Some(b) = s.vars.get(name) {
+                return !matches!(b, Binding::Opaque(w) if w.starts_with("imported"));
+            }
+        }
+        false
+    }
+
     fn judge(&mut self, call: &ast::ExprCall) {
-        let target = self.aliases.dotted(&call.func);
+        let mut root = &*call.func;
+        while let ast::Expr::Attribute(a) = root {
+            root = &a.value;
+        }
+        let target = match root {
+            ast::Expr::Name(n) if self.shadowed(n.id.as_str()) => None,
+            _ => self.aliases.dotted(&call.func),
+        };
         let attr = match &*call.func {
             ast::Expr::Attribute(a) => Some(a.attr.as_str()),
             _ => None,

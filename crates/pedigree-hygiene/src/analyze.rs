@@ -476,6 +476,42 @@ impl<'a> Walker<'a> {
             .or_else(|| names.iter().find_map(|n| kw.get(n).cloned()))
     }
 
+    /// Whether `e` is the output of a `*.dumps(...)` call in this process: the call itself, a
+    /// method chain on it (`pickle.dumps(x).replace(...)`), or a local name every assignment of
+    /// which is one of those.
+    fn from_dumps(&self, e: &ast::Expr, seen: &mut Vec<String>, depth: usize) -> bool {
+        if depth > MAX_EVAL_DEPTH {
+            return false;
+        }
+        match e {
+            ast::Expr::Call(c) => match &*c.func {
+                ast::Expr::Attribute(a) if a.attr.as_str() == "dumps" => true,
+                ast::Expr::Name(n) if n.id.as_str() == "dumps" => true,
+                ast::Expr::Attribute(a) => self.from_dumps(&a.value, seen, depth + 1),
+                _ => false,
+            },
+            ast::Expr::Name(n) => {
+                let name = n.id.as_str();
+                if seen.iter().any(|s| s == name) {
+                    return true; // `x = x.replace(...)`: judged by x's other assignments
+                }
+                let Some(Binding::Exprs(v)) = self
+                    .scopes
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.vars.get(name))
+                else {
+                    return false;
+                };
+                seen.push(name.to_string());
+                let all = v.iter().all(|x| self.from_dumps(x, seen, depth + 1));
+                seen.pop();
+                all
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the local name `name` is bound, where this call is, by something other than an
     /// import (a local `def load`, a parameter `torch`): then the file's imports do not say what
     /// it is.
@@ -541,11 +577,22 @@ impl<'a> Walker<'a> {
 
         match t {
             "torch.load" | "torch.serialization.load" => self.torch_load(call, &kw, t),
-            _ if PICKLE_LOADERS.contains(&t) => self.hit(
-                rules::HYG_PICKLE_LOAD,
-                call,
-                format!("`{t}` unpickles its input: a file from outside can run code when loaded"),
-            ),
+            _ if PICKLE_LOADERS.contains(&t) => {
+                // `pickle.loads(pickle.dumps(x))` (a deep copy, a pickling test) round-trips
+                // data of this process: nothing from outside is read.
+                let round_trip = t.ends_with(".loads")
+                    && call
+                        .args
+                        .first()
+                        .is_some_and(|a| self.from_dumps(a, &mut Vec::new(), 0));
+                if !round_trip {
+                    self.hit(
+                        rules::HYG_PICKLE_LOAD,
+                        call,
+                        format!("`{t}` unpickles its input: a file from outside can run code when loaded"),
+                    );
+                }
+            }
             "numpy.load" => match self.arg_or_kw(call, &kw, 2, &["allow_pickle"]) {
                 Some(Val::Bool(true)) => self.hit(
                     rules::HYG_NUMPY_ALLOW_PICKLE,

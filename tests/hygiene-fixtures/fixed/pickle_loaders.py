@@ -15,3 +15,11 @@ def own_cache(path):
     with open(path, "rb") as f:
         # The program wrote this file itself; reviewed.
         return pickle.load(f)  # pedigree: ignore[PDG603]
+
+
+def deep_copy(obj):
+    import pickle
+
+    state = pickle.dumps(obj)
+    state = state.replace(b"a", b"b")
+    return pickle.loads(pickle.dumps(obj)), pickle.loads(state)

@@ -255,7 +255,7 @@ fn write_model(dir: &Path) {
 fn approved_set_from_a_running_registry() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut srv = support::Proc::spawn(
+    let srv = support::Proc::spawn(
         &[
             "serve",
             "--data-dir",

@@ -57,7 +57,7 @@ fn text_output_names_rule_line_and_column() {
         "{stdout}"
     );
     assert!(stdout.contains("weights_only=False"), "{stdout}");
-    assert!(stdout.contains("8 finding(s)"), "{stdout}");
+    assert!(stdout.contains("9 finding(s)"), "{stdout}");
     let (_, stdout, _) = pedigree(&["hygiene", &fx("vulnerable/notebook.ipynb")]);
     assert!(
         stdout.contains("PDG601 torch-load-weights-only-false in cell 3 at line 2, column 9"),
@@ -140,7 +140,11 @@ fn sarif_output_is_valid_with_regions() {
                 .ends_with("notebook.ipynb")
         })
         .unwrap();
-    assert!(nb["locations"][0]["physicalLocation"].get("region").is_none());
+    assert!(
+        nb["locations"][0]["physicalLocation"]
+            .get("region")
+            .is_none()
+    );
     assert_eq!(nb["properties"]["notebookCell"], 3);
     assert_eq!(nb["properties"]["lineInCell"], 2);
     assert!(
@@ -167,7 +171,11 @@ fn fail_on_and_clean_code_set_the_exit_code() {
     let p = tmp.path().join("low.py");
     std::fs::write(&p, "import torch\nsd = torch.load('x.pt')\n").unwrap();
     let ps = p.to_str().unwrap();
-    assert_eq!(pedigree(&["hygiene", ps]).0, 0, "default threshold is medium");
+    assert_eq!(
+        pedigree(&["hygiene", ps]).0,
+        0,
+        "default threshold is medium"
+    );
     assert_eq!(pedigree(&["hygiene", "--fail-on", "low", ps]).0, 1);
     // The fixed code base is clean.
     let (code, stdout, _) = pedigree(&[
@@ -181,7 +189,10 @@ fn fail_on_and_clean_code_set_the_exit_code() {
         &fx("fixed/notebook.ipynb"),
     ]);
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("scanned 3 file(s): 0 finding(s)"), "{stdout}");
+    assert!(
+        stdout.contains("scanned 3 file(s): 0 finding(s)"),
+        "{stdout}"
+    );
     // -o writes the report to a file.
     let out = tmp.path().join("r.json");
     let (code, stdout, _) = pedigree(&[
@@ -295,7 +306,10 @@ fn approved_set_from_a_running_registry() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    let (code, tok, err) = cli(&admin, &["token", "create", "acme-ci", "--role", "publisher:acme"]);
+    let (code, tok, err) = cli(
+        &admin,
+        &["token", "create", "acme-ci", "--role", "publisher:acme"],
+    );
     assert_eq!(code, 0, "{err}");
     let acme = tok.trim().to_string();
     let commit = "abcdefabcdefabcdefabcdefabcdefabcdefabcd";
@@ -340,7 +354,12 @@ fn approved_set_from_a_running_registry() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_str(&stdout).unwrap();
     let got: Vec<(String, u64)> = v["files"][0]["findings"]
         .as_array()

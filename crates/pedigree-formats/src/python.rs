@@ -129,7 +129,11 @@ impl Aliases {
         match e {
             ast::Expr::Name(n) => {
                 let id = n.id.as_str();
-                Some(self.get(id).map(str::to_string).unwrap_or_else(|| id.to_string()))
+                Some(
+                    self.get(id)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| id.to_string()),
+                )
             }
             ast::Expr::Attribute(a) => {
                 Some(format!("{}.{}", self.dotted(&a.value)?, a.attr.as_str()))

@@ -48,7 +48,9 @@ struct ModelEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vetting<'a> {
     /// The model is listed; the approved commits (empty: any pinned commit).
-    Model { revisions: &'a [String] },
+    Model {
+        revisions: &'a [String],
+    },
     /// Its publisher is listed.
     Publisher,
     Unvetted,
@@ -82,7 +84,8 @@ impl AllowList {
             file: file.to_string(),
             message,
         };
-        let f: AllowFile = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_string()))?;
+        let f: AllowFile =
+            toml::from_str(text).map_err(|e| err(e.to_string().trim().to_string()))?;
         for (i, p) in f.publishers.iter().enumerate() {
             if p.is_empty() || p.contains('/') || !is_hub_id(p) {
                 return Err(err(format!(
@@ -177,8 +180,13 @@ mod tests {
             "publishers = [\"google-bert\"]\n[[models]]\nid = \"acme/Detector\"\nrevisions = [\"0123456789abcdef0123456789abcdef01234567\"]\n",
         )
         .unwrap();
-        assert_eq!(a.lookup("Google-Bert/bert-base-uncased"), Vetting::Publisher);
-        assert!(matches!(a.lookup("acme/detector"), Vetting::Model { revisions } if revisions.len() == 1));
+        assert_eq!(
+            a.lookup("Google-Bert/bert-base-uncased"),
+            Vetting::Publisher
+        );
+        assert!(
+            matches!(a.lookup("acme/detector"), Vetting::Model { revisions } if revisions.len() == 1)
+        );
         assert_eq!(a.lookup("other/x"), Vetting::Unvetted);
         assert_eq!(a.lookup("gpt2"), Vetting::Unvetted);
     }
@@ -186,7 +194,10 @@ mod tests {
     #[test]
     fn errors_name_file_and_key() {
         let bad = [
-            ("[[models]]\nid = \"a/b\"\nrevisions = [\"main\"]\n", "models[0].revisions[0]"),
+            (
+                "[[models]]\nid = \"a/b\"\nrevisions = [\"main\"]\n",
+                "models[0].revisions[0]",
+            ),
             ("[[models]]\nid = \"./local\"\n", "models[0].id"),
             ("publishers = [\"a/b\"]\n", "publishers[0]"),
             ("publisher = [\"a\"]\n", "publisher"),

@@ -81,6 +81,13 @@ impl Scope {
         self.vars.insert(name.to_string(), Binding::Opaque(why));
     }
 
+    /// `name[...] = …` / `name.update(…)`: the name's value is no longer the one assigned.
+    fn mutated(&mut self, target: &ast::Expr, why: &'static str) {
+        if let ast::Expr::Name(n) = target {
+            self.opaque(n.id.as_str(), why);
+        }
+    }
+
     fn opaque_target(&mut self, t: &ast::Expr, why: &'static str) {
         match t {
             ast::Expr::Name(n) => self.opaque(n.id.as_str(), why),
@@ -103,7 +110,29 @@ impl Scope {
                     for t in &a.targets {
                         match t {
                             ast::Expr::Name(n) => self.assign(n.id.as_str(), &a.value),
+                            ast::Expr::Subscript(x) => {
+                                self.mutated(&x.value, "changed by item assignment")
+                            }
                             _ => self.opaque_target(t, "bound by unpacking"),
+                        }
+                    }
+                }
+                // `kw.update(...)`, `kw.setdefault(...)`: a dict built from literals and then
+                // changed is no longer known.
+                ast::Stmt::Expr(e) => {
+                    if let ast::Expr::Call(c) = &*e.value {
+                        if let ast::Expr::Attribute(a) = &*c.func {
+                            if matches!(
+                                a.attr.as_str(),
+                                "update"
+                                    | "setdefault"
+                                    | "pop"
+                                    | "popitem"
+                                    | "clear"
+                                    | "__setitem__"
+                            ) {
+                                self.mutated(&a.value, "changed by a method call");
+                            }
                         }
                     }
                 }
@@ -112,7 +141,10 @@ impl Scope {
                         self.assign(n.id.as_str(), v);
                     }
                 }
-                ast::Stmt::AugAssign(a) => self.opaque_target(&a.target, "changed in place"),
+                ast::Stmt::AugAssign(a) => match &*a.target {
+                    ast::Expr::Subscript(x) => self.mutated(&x.value, "changed by item assignment"),
+                    t => self.opaque_target(t, "changed in place"),
+                },
                 ast::Stmt::For(f) => {
                     self.opaque_target(&f.target, "a loop variable");
                     self.collect(&f.body, depth + 1);
@@ -201,7 +233,8 @@ impl Scope {
             .chain(&args.args)
             .chain(&args.kwonlyargs)
         {
-            s.vars.insert(a.def.arg.as_str().to_string(), Binding::Param);
+            s.vars
+                .insert(a.def.arg.as_str().to_string(), Binding::Param);
         }
         for a in [&args.vararg, &args.kwarg].into_iter().flatten() {
             s.vars.insert(a.arg.as_str().to_string(), Binding::Param);
@@ -229,7 +262,11 @@ struct Keywords {
 
 impl Keywords {
     fn get(&self, name: &str) -> Option<&Val> {
-        self.named.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.named
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -287,9 +324,7 @@ const PATH_BUILDERS: &[&str] = &[
     "Path",
 ];
 
-const PICKLE_EXTS: &[&str] = &[
-    ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib",
-];
+const PICKLE_EXTS: &[&str] = &[".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib"];
 
 fn quoted(v: &Val) -> String {
     match v {
@@ -394,7 +429,9 @@ impl<'a> Walker<'a> {
                                     a.as_str().to_string(),
                                     self.eval_in(&k.value, at, depth + 1),
                                 )),
-                                None => return Val::Unknown("a dict built from other dicts".into()),
+                                None => {
+                                    return Val::Unknown("a dict built from other dicts".into());
+                                }
                             }
                         }
                         Val::Dict(out)
@@ -471,7 +508,13 @@ impl<'a> Walker<'a> {
         None
     }
 
-    fn arg_or_kw(&self, call: &ast::ExprCall, kw: &Keywords, i: usize, names: &[&str]) -> Option<Val> {
+    fn arg_or_kw(
+        &self,
+        call: &ast::ExprCall,
+        kw: &Keywords,
+        i: usize,
+        names: &[&str],
+    ) -> Option<Val> {
         self.arg(call, i)
             .or_else(|| names.iter().find_map(|n| kw.get(n).cloned()))
     }
@@ -495,11 +538,8 @@ impl<'a> Walker<'a> {
                 if seen.iter().any(|s| s == name) {
                     return true; // `x = x.replace(...)`: judged by x's other assignments
                 }
-                let Some(Binding::Exprs(v)) = self
-                    .scopes
-                    .iter()
-                    .rev()
-                    .find_map(|s| s.vars.get(name))
+                let Some(Binding::Exprs(v)) =
+                    self.scopes.iter().rev().find_map(|s| s.vars.get(name))
                 else {
                     return false;
                 };
@@ -539,9 +579,9 @@ impl<'a> Walker<'a> {
         };
         let interesting = call.keywords.iter().any(|k| {
             k.arg.is_none()
-                || k.arg.as_ref().is_some_and(|a| {
-                    matches!(a.as_str(), "trust_remote_code" | "use_safetensors")
-                })
+                || k.arg
+                    .as_ref()
+                    .is_some_and(|a| matches!(a.as_str(), "trust_remote_code" | "use_safetensors"))
         }) || attr == Some("from_pretrained")
             || target.as_deref().is_some_and(|t| {
                 let last = t.rsplit('.').next().unwrap_or(t);
@@ -789,13 +829,20 @@ impl<'a> Walker<'a> {
             }
             None | Some(Val::NoneV) => {
                 let m = match &kw.opaque_splat {
-                    Some(w) => unpinned(format!("without a revision (a **kwargs that could not be resolved, {w}, may carry one): not provably pinned")),
-                    None => unpinned("without a revision: whatever `main` points to at run time".into()),
+                    Some(w) => unpinned(format!(
+                        "without a revision (a **kwargs that could not be resolved, {w}, may carry one): not provably pinned"
+                    )),
+                    None => {
+                        unpinned("without a revision: whatever `main` points to at run time".into())
+                    }
                 };
                 self.hit(rules::HYG_UNPINNED_REVISION, call, m);
             }
             Some(v) => {
-                let m = unpinned(format!("with a revision not provable as a pinned commit: {}", quoted(v)));
+                let m = unpinned(format!(
+                    "with a revision not provable as a pinned commit: {}",
+                    quoted(v)
+                ));
                 self.hit(rules::HYG_UNPINNED_REVISION, call, m);
             }
         }
@@ -817,7 +864,10 @@ impl<'a> Walker<'a> {
                 self.hit(
                     rules::HYG_TYPOSQUAT,
                     call,
-                    format!("{id:?} resembles {:?} ({}): a typo or a squatted look-alike repository", s.resembles, s.how),
+                    format!(
+                        "{id:?} resembles {:?} ({}): a typo or a squatted look-alike repository",
+                        s.resembles, s.how
+                    ),
                 );
             }
         }

@@ -90,8 +90,14 @@ impl Kind {
 /// Analyses one file's bytes (on a thread of its own with a large stack).
 pub fn check_source(path: &str, kind: Kind, data: &[u8], opts: &Options) -> FileReport {
     let (p, d, o) = (path.to_string(), data.to_vec(), opts.clone());
-    on_big_stack(move || check_source_here(&p, kind, &d, &o))
-        .unwrap_or_else(|e| error_report(path, kind, data.len() as u64, format!("could not analyse: {e}")))
+    on_big_stack(move || check_source_here(&p, kind, &d, &o)).unwrap_or_else(|e| {
+        error_report(
+            path,
+            kind,
+            data.len() as u64,
+            format!("could not analyse: {e}"),
+        )
+    })
 }
 
 /// Reads and analyses one file. Must run on a thread with [`PARSE_STACK`] of stack.
@@ -107,7 +113,10 @@ fn check_file_here(path: &Path, opts: &Options) -> FileReport {
             &display,
             kind,
             m.len(),
-            format!("could not analyse: {} bytes, over the {limit}-byte limit", m.len()),
+            format!(
+                "could not analyse: {} bytes, over the {limit}-byte limit",
+                m.len()
+            ),
         ),
         Ok(_) => match std::fs::read(path) {
             Ok(d) => check_source_here(&display, kind, &d, opts),
@@ -255,10 +264,7 @@ fn suppressed(line: &str, rule: &str) -> bool {
             match tail.strip_prefix('[') {
                 Some(list) => {
                     let list = list.split(']').next().unwrap_or("");
-                    if list
-                        .split(',')
-                        .any(|r| r.trim().eq_ignore_ascii_case(rule))
-                    {
+                    if list.split(',').any(|r| r.trim().eq_ignore_ascii_case(rule)) {
                         return true;
                     }
                 }
@@ -357,7 +363,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>
                     .filter_entry(|e| {
                         e.depth() == 0
                             || !e.file_type().is_dir()
-                            || !e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n))
+                            || !e
+                                .file_name()
+                                .to_str()
+                                .is_some_and(|n| SKIP_DIRS.contains(&n))
                     });
                 for e in walk {
                     match e {
@@ -369,7 +378,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>
                         }
                         Ok(_) => {}
                         Err(err) => {
-                            let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone());
+                            let path = err
+                                .path()
+                                .map(Path::to_path_buf)
+                                .unwrap_or_else(|| p.clone());
                             out.push(Err((path, err.to_string())));
                         }
                     }
@@ -401,7 +413,10 @@ pub fn check_paths(paths: &[PathBuf], opts: &Options) -> Vec<FileReport> {
             .collect()
     };
     // The parser and the walk recurse: the workers get the same large stack as `check_source`.
-    match rayon::ThreadPoolBuilder::new().stack_size(PARSE_STACK).build() {
+    match rayon::ThreadPoolBuilder::new()
+        .stack_size(PARSE_STACK)
+        .build()
+    {
         Ok(pool) => pool.install(run),
         Err(_) => expanded
             .iter()
@@ -429,8 +444,14 @@ mod tests {
 
     #[test]
     fn suppression_comments() {
-        assert!(suppressed("x = pickle.load(f)  # pedigree: ignore", "PDG603"));
-        assert!(suppressed("x = f()  # pedigree: ignore[PDG601, pdg603]", "PDG603"));
+        assert!(suppressed(
+            "x = pickle.load(f)  # pedigree: ignore",
+            "PDG603"
+        ));
+        assert!(suppressed(
+            "x = f()  # pedigree: ignore[PDG601, pdg603]",
+            "PDG603"
+        ));
         assert!(!suppressed("x = f()  # pedigree: ignore[PDG601]", "PDG603"));
         assert!(!suppressed("x = f()  # noqa", "PDG603"));
         assert!(!suppressed("x = 'pedigree: ignore'", "PDG603"));
@@ -441,11 +462,21 @@ mod tests {
         let o = Options::default();
         let deep = format!("x = {}1{}\n", "(".repeat(5000), ")".repeat(5000));
         let r = check_source("deep.py", Kind::Python, deep.as_bytes(), &o);
-        assert!(r.error.as_deref().unwrap().contains("nested deeper"), "{:?}", r.error);
+        assert!(
+            r.error.as_deref().unwrap().contains("nested deeper"),
+            "{:?}",
+            r.error
+        );
         // A long operator chain is deep without brackets.
         let chain = format!("x = {}1\n", "1 + ".repeat(50_000));
         let r = check_source("chain.py", Kind::Python, chain.as_bytes(), &o);
-        assert!(r.error.as_deref().is_some_and(|e| e.contains("nested deeper")), "{:?}", r.error);
+        assert!(
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("nested deeper")),
+            "{:?}",
+            r.error
+        );
         let r = check_source("bad.ipynb", Kind::Notebook, b"{\"cells\": 3}", &o);
         assert!(r.error.unwrap().contains("no \"cells\""));
         let r = check_source("syntax.py", Kind::Python, b"import torch\ndef f(:\n", &o);

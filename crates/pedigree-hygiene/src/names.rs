@@ -350,7 +350,11 @@ mod tests {
 
     #[test]
     fn ids_and_paths() {
-        for id in ["gpt2", "google-bert/bert-base-uncased", "Qwen/Qwen2.5-7B-Instruct"] {
+        for id in [
+            "gpt2",
+            "google-bert/bert-base-uncased",
+            "Qwen/Qwen2.5-7B-Instruct",
+        ] {
             assert!(is_hub_id(id), "{id}");
         }
         for p in [
@@ -379,7 +383,10 @@ mod tests {
         // Cyrillic е in the publisher.
         let s = typosquat("m\u{435}ta-llama/Llama-3.1-8B", none.clone()).expect("homoglyph");
         assert_eq!(s.how, "look-alike characters");
-        assert!(typosquat("google-bert/bert-base-uncasd", none.clone()).is_none(), "same publisher");
+        assert!(
+            typosquat("google-bert/bert-base-uncasd", none.clone()).is_none(),
+            "same publisher"
+        );
         assert!(typosquat("goog1e-bert/bert-base-uncased", none.clone()).is_some());
         assert!(typosquat("sentence-transformer/all-MiniLM-L6-v2", none.clone()).is_some());
         // exact, case-insensitive, digit-only differences, unrelated ids: not reported.

@@ -59,6 +59,7 @@ fn vulnerable_files_give_exact_findings() {
             ("PDG601", 28, 12), // **{"weights_only": False}
             ("PDG601", 28, 36), // **dict(weights_only=False)
             ("PDG602", 32, 12), // a parameter: not provably True
+            ("PDG602", 38, 12), // a **dict changed by item assignment: unknown
         ],
     );
     expect(
@@ -152,13 +153,48 @@ fn messages_say_what_is_unknown() {
         &[fixtures().join("vulnerable/unpinned_revision.py")],
         &Options::default(),
     );
-    let m: Vec<&str> = reports[0].findings.iter().map(|f| f.message.as_str()).collect();
-    assert!(m[5].contains("not provable") && m[5].contains("`rev` is a parameter"), "{}", m[5]);
+    let m: Vec<&str> = reports[0]
+        .findings
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        m[5].contains("not provable") && m[5].contains("`rev` is a parameter"),
+        "{}",
+        m[5]
+    );
     assert!(m[1].contains("\"main\""), "{}", m[1]);
-    let reports = check_paths(&[fixtures().join("vulnerable/unpinned_revision.py")], &allow());
-    let m: Vec<&str> = reports[0].findings.iter().map(|f| f.message.as_str()).collect();
-    assert!(m[0].contains("(approved publisher `google-bert`)"), "{}", m[0]);
+    let reports = check_paths(
+        &[fixtures().join("vulnerable/unpinned_revision.py")],
+        &allow(),
+    );
+    let m: Vec<&str> = reports[0]
+        .findings
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        m[0].contains("(approved publisher `google-bert`)"),
+        "{}",
+        m[0]
+    );
     assert!(m.iter().any(|x| x.contains("(unvetted)")), "{m:?}");
+}
+
+#[test]
+fn changed_kwargs_dict_is_unknown_not_missing() {
+    let reports = check_paths(
+        &[fixtures().join("vulnerable/torch_load.py")],
+        &Options::default(),
+    );
+    let last = reports[0].findings.last().unwrap();
+    assert!(
+        last.message
+            .contains("`extra` is changed by item assignment")
+            && last.message.contains("may set it"),
+        "{}",
+        last.message
+    );
 }
 
 #[test]
@@ -184,7 +220,11 @@ fn suppression_comment_silences_only_its_rule() {
         src,
         &Options::default(),
     );
-    let lines: Vec<u32> = r.findings.iter().map(|f| f.location.line.unwrap()).collect();
+    let lines: Vec<u32> = r
+        .findings
+        .iter()
+        .map(|f| f.location.line.unwrap())
+        .collect();
     assert_eq!(lines, vec![3]);
 }
 
@@ -192,7 +232,13 @@ fn suppression_comment_silences_only_its_rule() {
 fn directory_walk_skips_vendored_trees_unless_named() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = b"import pickle\npickle.load(f)\n";
-    for d in ["src", ".venv/lib", "node_modules/x", "lib/site-packages/pkg", ".git"] {
+    for d in [
+        "src",
+        ".venv/lib",
+        "node_modules/x",
+        "lib/site-packages/pkg",
+        ".git",
+    ] {
         std::fs::create_dir_all(tmp.path().join(d)).unwrap();
         std::fs::write(tmp.path().join(d).join("m.py"), bad).unwrap();
     }

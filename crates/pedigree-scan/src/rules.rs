@@ -593,7 +593,11 @@ pub static RULES: &[Rule] = &[
         fix: "Pass weights_only=True (add the few classes a checkpoint legitimately needs with \
               torch.serialization.add_safe_globals), or better, store weights as safetensors and load them \
               with safetensors.torch.load_file.",
-        references: &[CWE502, "PyTorch docs: torch.load weights_only", "CVE-2025-32434"],
+        references: &[
+            CWE502,
+            "PyTorch docs: torch.load weights_only",
+            "CVE-2025-32434",
+        ],
     },
     Rule {
         id: HYG_TORCH_LOAD_DEFAULT,
@@ -611,7 +615,11 @@ pub static RULES: &[Rule] = &[
               itself bypassed before 2.6).",
         example: "model.load_state_dict(torch.load(\"ckpt.pt\"))",
         fix: "Pass weights_only=True explicitly and require torch>=2.6 in the project's dependencies.",
-        references: &[CWE502, "PyTorch 2.6 release notes (weights_only default)", "CVE-2025-32434"],
+        references: &[
+            CWE502,
+            "PyTorch 2.6 release notes (weights_only default)",
+            "CVE-2025-32434",
+        ],
     },
     Rule {
         id: HYG_PICKLE_LOAD,
@@ -673,7 +681,10 @@ pub static RULES: &[Rule] = &[
         fix: "Use an architecture built into transformers; if remote code is unavoidable, review it, \
               pin revision= to the reviewed 40-hex commit, or vendor the code. `pedigree scan` \
               reports what the repository's code does (PDG351/PDG352).",
-        references: &["CWE-829: Inclusion of Functionality from Untrusted Control Sphere", "CWE-94"],
+        references: &[
+            "CWE-829: Inclusion of Functionality from Untrusted Control Sphere",
+            "CWE-94",
+        ],
     },
     Rule {
         id: HYG_UNPINNED_REVISION,
@@ -691,7 +702,10 @@ pub static RULES: &[Rule] = &[
         example: "AutoModel.from_pretrained(\"google-bert/bert-base-uncased\")",
         fix: "Pass revision=\"<40-hex commit>\" of the reviewed snapshot (the commit shown on the hub's \
               \"Files\" tab), ideally one your allow-list or registry approves.",
-        references: &["CWE-494: Download of Code Without Integrity Check", "SLSA: pinned dependencies"],
+        references: &[
+            "CWE-494: Download of Code Without Integrity Check",
+            "SLSA: pinned dependencies",
+        ],
     },
     Rule {
         id: HYG_UNVETTED_MODEL,
@@ -736,7 +750,10 @@ pub static RULES: &[Rule] = &[
               known way to get poisoned weights or remote code loaded by people who meant the real one.",
         example: "AutoModel.from_pretrained(\"meta-llarna/Llama-3.1-8B\")",
         fix: "Correct the id to the intended publisher's repository and pin its revision.",
-        references: &["CWE-1357: Reliance on Insufficiently Trustworthy Component", "JFrog: malicious Hugging Face models (2024)"],
+        references: &[
+            "CWE-1357: Reliance on Insufficiently Trustworthy Component",
+            "JFrog: malicious Hugging Face models (2024)",
+        ],
     },
     Rule {
         id: HYG_PICKLE_WEIGHTS_DOWNLOAD,
@@ -766,7 +783,10 @@ pub static RULES: &[Rule] = &[
         example: "torch.hub.load(\"ultralytics/yolov5\", \"yolov5s\")",
         fix: "Pin a reviewed commit (\"owner/repo:<40-hex>\") or vendor the code and load with \
               source=\"local\".",
-        references: &["CWE-494: Download of Code Without Integrity Check", "CWE-94"],
+        references: &[
+            "CWE-494: Download of Code Without Integrity Check",
+            "CWE-94",
+        ],
     },
 ];
 

@@ -30,3 +30,9 @@ def through_kwargs(path):
 
 def from_parameter(path, weights_only):
     return torch.load(path, weights_only=weights_only)
+
+
+def dict_changed_later(path, flag):
+    extra = {}
+    extra["weights_only"] = flag
+    return torch.load(path, **extra)

@@ -522,7 +522,7 @@ impl<'a> Walker<'a> {
     /// Whether `e` is the output of a `*.dumps(...)` call in this process: the call itself, a
     /// method chain on it (`pickle.dumps(x).replace(...)`), or a local name every assignment of
     /// which is one of those.
-    fn from_dumps(&self, e: &ast::Expr, seen: &mut Vec<String>, depth: usize) -> bool {
+    fn is_dumps_output(&self, e: &ast::Expr, seen: &mut Vec<String>, depth: usize) -> bool {
         if depth > MAX_EVAL_DEPTH {
             return false;
         }
@@ -530,7 +530,7 @@ impl<'a> Walker<'a> {
             ast::Expr::Call(c) => match &*c.func {
                 ast::Expr::Attribute(a) if a.attr.as_str() == "dumps" => true,
                 ast::Expr::Name(n) if n.id.as_str() == "dumps" => true,
-                ast::Expr::Attribute(a) => self.from_dumps(&a.value, seen, depth + 1),
+                ast::Expr::Attribute(a) => self.is_dumps_output(&a.value, seen, depth + 1),
                 _ => false,
             },
             ast::Expr::Name(n) => {
@@ -544,7 +544,7 @@ impl<'a> Walker<'a> {
                     return false;
                 };
                 seen.push(name.to_string());
-                let all = v.iter().all(|x| self.from_dumps(x, seen, depth + 1));
+                let all = v.iter().all(|x| self.is_dumps_output(x, seen, depth + 1));
                 seen.pop();
                 all
             }
@@ -624,7 +624,7 @@ impl<'a> Walker<'a> {
                     && call
                         .args
                         .first()
-                        .is_some_and(|a| self.from_dumps(a, &mut Vec::new(), 0));
+                        .is_some_and(|a| self.is_dumps_output(a, &mut Vec::new(), 0));
                 if !round_trip {
                     self.hit(
                         rules::HYG_PICKLE_LOAD,

@@ -258,7 +258,7 @@ fn syntax_errors_name_file_and_line() {
     let p = tmp.path().join("new_syntax.py");
     // PEP 701 (Python 3.12) nested quotes in an f-string: rustpython 0.4 does not read them.
     std::fs::write(&p, "import torch\n\nx = f\"{d[\"k\"]}\"\n").unwrap();
-    let r = &check_paths(&[p.clone()], &Options::default())[0];
+    let r = &check_paths(std::slice::from_ref(&p), &Options::default())[0];
     let e = r.error.as_deref().expect("error");
     assert!(r.path.ends_with("new_syntax.py"));
     assert!(e.contains("line 3"), "{e}");

@@ -120,20 +120,14 @@ impl Scope {
                 // `kw.update(...)`, `kw.setdefault(...)`: a dict built from literals and then
                 // changed is no longer known.
                 ast::Stmt::Expr(e) => {
-                    if let ast::Expr::Call(c) = &*e.value {
-                        if let ast::Expr::Attribute(a) = &*c.func {
-                            if matches!(
-                                a.attr.as_str(),
-                                "update"
-                                    | "setdefault"
-                                    | "pop"
-                                    | "popitem"
-                                    | "clear"
-                                    | "__setitem__"
-                            ) {
-                                self.mutated(&a.value, "changed by a method call");
-                            }
-                        }
+                    if let ast::Expr::Call(c) = &*e.value
+                        && let ast::Expr::Attribute(a) = &*c.func
+                        && matches!(
+                            a.attr.as_str(),
+                            "update" | "setdefault" | "pop" | "popitem" | "clear" | "__setitem__"
+                        )
+                    {
+                        self.mutated(&a.value, "changed by a method call");
                     }
                 }
                 ast::Stmt::AnnAssign(a) => {
@@ -675,16 +669,16 @@ impl<'a> Walker<'a> {
             "huggingface_hub.hf_hub_download" | "huggingface_hub.file_download.hf_hub_download" => {
                 if let Some(id) = self.arg_or_kw(call, &kw, 0, &["repo_id"]) {
                     let file = self.arg_or_kw(call, &kw, 1, &["filename"]);
-                    if self.hub_load(call, &kw, t, id.clone()) {
-                        if let (Some(Val::Str(f)), Val::Str(id)) = (file, id) {
-                            let lower = f.to_ascii_lowercase();
-                            if let Some(ext) = PICKLE_EXTS.iter().find(|e| lower.ends_with(*e)) {
-                                self.hit(
+                    if self.hub_load(call, &kw, t, id.clone())
+                        && let (Some(Val::Str(f)), Val::Str(id)) = (file, id)
+                    {
+                        let lower = f.to_ascii_lowercase();
+                        if let Some(ext) = PICKLE_EXTS.iter().find(|e| lower.ends_with(*e)) {
+                            self.hit(
                                     rules::HYG_PICKLE_WEIGHTS_DOWNLOAD,
                                     call,
                                     format!("downloads {f:?} ({ext}: a pickle) from {id:?}; fetch the safetensors variant instead"),
                                 );
-                            }
                         }
                     }
                 }
@@ -754,10 +748,10 @@ impl<'a> Walker<'a> {
     }
 
     fn torch_hub(&mut self, call: &ast::ExprCall, kw: &Keywords) {
-        if let Some(Val::Str(src)) = kw.get("source") {
-            if src != "github" {
-                return;
-            }
+        if let Some(Val::Str(src)) = kw.get("source")
+            && src != "github"
+        {
+            return;
         }
         let Some(Val::Str(repo)) = self.arg_or_kw(call, kw, 0, &["repo_or_dir"]) else {
             return;
@@ -792,10 +786,10 @@ impl<'a> Walker<'a> {
         if !names::is_hub_id(&id) {
             return false;
         }
-        if let Some(Val::Str(rt)) = kw.get("repo_type") {
-            if rt != "model" {
-                return false;
-            }
+        if let Some(Val::Str(rt)) = kw.get("repo_type")
+            && rt != "model"
+        {
+            return false;
         }
         let allow = self.allow;
         let vetting = allow.map(|a| a.lookup(&id));
@@ -811,14 +805,15 @@ impl<'a> Walker<'a> {
         let unpinned = |why: String| format!("`{what}` loads {id:?}{status} {why}");
         match kw.get("revision") {
             Some(Val::Str(r)) if names::is_commit(r) => {
-                if let Some(Vetting::Model { revisions }) = &vetting {
-                    if !revisions.is_empty() && !revisions.contains(&r.to_ascii_lowercase()) {
-                        let msg = format!(
-                            "`{what}` loads {id:?} at commit {r}, which the allow-list does not approve (approved: {})",
-                            revisions.join(", ")
-                        );
-                        self.hit(rules::HYG_REVISION_NOT_APPROVED, call, msg);
-                    }
+                if let Some(Vetting::Model { revisions }) = &vetting
+                    && !revisions.is_empty()
+                    && !revisions.contains(&r.to_ascii_lowercase())
+                {
+                    let msg = format!(
+                        "`{what}` loads {id:?} at commit {r}, which the allow-list does not approve (approved: {})",
+                        revisions.join(", ")
+                    );
+                    self.hit(rules::HYG_REVISION_NOT_APPROVED, call, msg);
                 }
             }
             Some(Val::Str(r)) => {

@@ -3,6 +3,7 @@
 //! Exit codes: 0 = nothing at or above `--fail-on`, 1 = findings at or above it (or a failed
 //! verification), 2 = could not scan / bad usage.
 
+mod cmd_hygiene;
 mod cmd_lab_push;
 mod cmd_probe;
 mod cmd_provenance;
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     /// Scan model files, directories and archives for code that would run on load.
     Scan(ScanArgs),
+    /// Find unsafe model loading in Python code and notebooks (torch.load, trust_remote_code,
+    /// unpinned hub revisions, unvetted or typosquatted repositories, ...).
+    Hygiene(cmd_hygiene::HygieneArgs),
     /// Print a readable disassembly of a pickle stream.
     Disasm(DisasmArgs),
     /// List every rule, or explain one (`pedigree rules PDG101`).
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Scan(a) => scan(a),
+        Command::Hygiene(a) => cmd_hygiene::hygiene(a),
         Command::Disasm(a) => disasm(a),
         Command::Rules(a) => list_rules(a),
         Command::Sign(a) => cmd_sign::sign(a).map(exit_u8),

@@ -7,7 +7,6 @@
 //! Nothing is imported or run. Names are resolved through the file's imports
 //! (`import subprocess as sp; sp.run(...)` is `subprocess.run`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rustpython_ast::Visitor;
@@ -16,13 +15,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::chat_template::{self, TemplateReport};
+use crate::python::{Aliases, MAX_NESTING, line_of, line_starts, max_nesting, on_big_stack};
 
 /// Largest config or Python file read.
 pub const MAX_FILE: u64 = 2 << 20;
 /// Most Python files followed from one config.
 pub const MAX_MODULES: usize = 64;
-/// Deepest bracket nesting accepted before parsing (the AST walk recurses on it).
-const MAX_NESTING: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -190,21 +188,6 @@ pub fn read_py_path(p: &Path) -> PyFile {
     }
 }
 
-fn max_nesting(src: &str) -> usize {
-    let (mut d, mut m) = (0usize, 0usize);
-    for c in src.bytes() {
-        match c {
-            b'(' | b'[' | b'{' => {
-                d += 1;
-                m = m.max(d);
-            }
-            b')' | b']' | b'}' => d = d.saturating_sub(1),
-            _ => {}
-        }
-    }
-    m
-}
-
 /// Parses Python source and lists the risky calls.
 pub fn read_py(path: &str, data: &[u8]) -> PyFile {
     let mut out = PyFile {
@@ -227,24 +210,18 @@ pub fn read_py(path: &str, data: &[u8]) -> PyFile {
     // The parser and the walk recurse on the expression tree (long operator chains are deep
     // even without brackets): run them on a thread with a large stack.
     let path_s = path.to_string();
-    let handle = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || {
-            let suite = ast::Suite::parse(&src, &path_s).map_err(|e| e.to_string())?;
-            let mut w = PyWalker {
-                aliases: HashMap::new(),
-                calls: Vec::new(),
-                line_starts: line_starts(&src),
-            };
-            for s in suite {
-                w.visit_stmt(s);
-            }
-            Ok::<_, String>(w.calls)
-        });
-    match handle
-        .map_err(|e| e.to_string())
-        .and_then(|h| h.join().map_err(|_| "parser failed".to_string()))
-    {
+    match on_big_stack(move || {
+        let suite = ast::Suite::parse(&src, &path_s).map_err(|e| e.to_string())?;
+        let mut w = PyWalker {
+            aliases: Aliases::default(),
+            calls: Vec::new(),
+            line_starts: line_starts(&src),
+        };
+        for s in suite {
+            w.visit_stmt(s);
+        }
+        Ok::<_, String>(w.calls)
+    }) {
         Ok(Ok(calls)) => out.calls = calls,
         Ok(Err(e)) => out.error = Some(format!("Python syntax error: {e}")),
         Err(e) => out.error = Some(e),
@@ -252,14 +229,8 @@ pub fn read_py(path: &str, data: &[u8]) -> PyFile {
     out
 }
 
-fn line_starts(s: &str) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(s.match_indices('\n').map(|(i, _)| i + 1))
-        .collect()
-}
-
 struct PyWalker {
-    aliases: HashMap<String, String>,
+    aliases: Aliases,
     calls: Vec<PyCall>,
     line_starts: Vec<usize>,
 }
@@ -379,25 +350,11 @@ fn module_match(target: &str, modules: &[&str]) -> bool {
 
 impl PyWalker {
     fn line(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&s| s <= offset)
+        line_of(&self.line_starts, offset)
     }
 
     fn dotted(&self, e: &ast::Expr) -> Option<String> {
-        match e {
-            ast::Expr::Name(n) => {
-                let id = n.id.as_str();
-                Some(
-                    self.aliases
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| id.to_string()),
-                )
-            }
-            ast::Expr::Attribute(a) => {
-                Some(format!("{}.{}", self.dotted(&a.value)?, a.attr.as_str()))
-            }
-            _ => None,
-        }
+        self.aliases.dotted(e)
     }
 
     fn judge(&mut self, call: &ast::ExprCall) {
@@ -473,44 +430,11 @@ impl PyWalker {
 
 impl Visitor for PyWalker {
     fn visit_stmt_import(&mut self, node: ast::StmtImport) {
-        for a in &node.names {
-            let full = a.name.as_str().to_string();
-            match &a.asname {
-                Some(as_) => {
-                    self.aliases.insert(as_.as_str().to_string(), full);
-                }
-                None => {
-                    let first = full.split('.').next().unwrap_or("").to_string();
-                    self.aliases.insert(first.clone(), first);
-                }
-            }
-        }
+        self.aliases.add_import(&node);
     }
 
     fn visit_stmt_import_from(&mut self, node: ast::StmtImportFrom) {
-        let module = node
-            .module
-            .as_ref()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default();
-        for a in &node.names {
-            let name = a.name.as_str();
-            if name == "*" {
-                continue;
-            }
-            let local = a
-                .asname
-                .as_ref()
-                .map(|x| x.as_str())
-                .unwrap_or(name)
-                .to_string();
-            let full = if module.is_empty() {
-                name.to_string()
-            } else {
-                format!("{module}.{name}")
-            };
-            self.aliases.insert(local, full);
-        }
+        self.aliases.add_import_from(&node);
     }
 
     fn visit_expr_call(&mut self, node: ast::ExprCall) {

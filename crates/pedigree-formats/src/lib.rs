@@ -21,6 +21,7 @@ pub mod keras;
 pub mod marshal;
 pub mod onnx;
 pub mod pickle;
+pub mod python;
 pub mod safetensors;
 pub mod tensorflow;
 pub mod tensors;

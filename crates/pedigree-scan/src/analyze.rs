@@ -77,6 +77,7 @@ fn location(artifact: &Artifact, offset: Option<u64>) -> Location {
         path: it.next().cloned().unwrap_or_default(),
         members: it.cloned().collect(),
         offset,
+        ..Default::default()
     }
 }
 

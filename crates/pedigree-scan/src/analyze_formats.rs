@@ -157,6 +157,7 @@ fn location(artifact: &Artifact) -> Location {
         path: it.next().cloned().unwrap_or_default(),
         members: it.cloned().collect(),
         offset: None,
+        ..Default::default()
     }
 }
 
@@ -165,6 +166,7 @@ fn file_location(path: &str) -> Location {
         path: path.to_string(),
         members: Vec::new(),
         offset: None,
+        ..Default::default()
     }
 }
 

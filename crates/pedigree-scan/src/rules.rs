@@ -57,6 +57,19 @@ pub const HF_REMOTE_CODE: &str = "PDG351";
 pub const HF_REMOTE_CODE_DANGEROUS_CALL: &str = "PDG352";
 pub const HF_REMOTE_CODE_UNREADABLE: &str = "PDG353";
 pub const MODEL_FORMAT_MALFORMED: &str = "PDG391";
+// PDG6xx: `pedigree hygiene`, unsafe model loading in the code that consumes models.
+pub const HYG_TORCH_LOAD_UNSAFE: &str = "PDG601";
+pub const HYG_TORCH_LOAD_DEFAULT: &str = "PDG602";
+pub const HYG_PICKLE_LOAD: &str = "PDG603";
+pub const HYG_NUMPY_ALLOW_PICKLE: &str = "PDG604";
+pub const HYG_KERAS_UNSAFE_MODE: &str = "PDG605";
+pub const HYG_TRUST_REMOTE_CODE: &str = "PDG606";
+pub const HYG_UNPINNED_REVISION: &str = "PDG607";
+pub const HYG_UNVETTED_MODEL: &str = "PDG608";
+pub const HYG_REVISION_NOT_APPROVED: &str = "PDG609";
+pub const HYG_TYPOSQUAT: &str = "PDG610";
+pub const HYG_PICKLE_WEIGHTS_DOWNLOAD: &str = "PDG611";
+pub const HYG_TORCH_HUB_UNPINNED: &str = "PDG612";
 
 const CWE502: &str = "CWE-502: Deserialization of Untrusted Data";
 
@@ -565,6 +578,216 @@ pub static RULES: &[Rule] = &[
         fix: "Re-export the model with its framework's own tools.",
         references: &["CWE-20: Improper Input Validation"],
     },
+    Rule {
+        id: HYG_TORCH_LOAD_UNSAFE,
+        name: "torch-load-weights-only-false",
+        severity: Severity::High,
+        summary: "torch.load with weights_only=False: the file is fully unpickled",
+        what: "A call of torch.load (or torch.hub.load_state_dict_from_url / torch.utils.model_zoo.load_url) \
+               whose weights_only argument is False, given directly, through a variable or a **kwargs dict \
+               built from literals.",
+        why: "weights_only=False switches off PyTorch's restricted unpickler: every global in the \
+              checkpoint's pickle is imported and called, so a poisoned checkpoint runs code on the \
+              machine that loads it, on every PyTorch version.",
+        example: "state = torch.load(path, weights_only=False)",
+        fix: "Pass weights_only=True (add the few classes a checkpoint legitimately needs with \
+              torch.serialization.add_safe_globals), or better, store weights as safetensors and load them \
+              with safetensors.torch.load_file.",
+        references: &[
+            CWE502,
+            "PyTorch docs: torch.load weights_only",
+            "CVE-2025-32434",
+        ],
+    },
+    Rule {
+        id: HYG_TORCH_LOAD_DEFAULT,
+        name: "torch-load-weights-only-default",
+        severity: Severity::Low,
+        summary: "torch.load without weights_only: safe only on PyTorch 2.6 and later",
+        what: "A call of torch.load (or load_state_dict_from_url / load_url) that does not pass \
+               weights_only, or passes a value that cannot be resolved statically (a parameter, an \
+               unknown **kwargs).",
+        why: "The default of weights_only changed from False to True in PyTorch 2.6. On an older \
+              PyTorch the call unpickles everything (see PDG601); on 2.6 and later it is restricted. \
+              It is reported at a lower severity than an explicit weights_only=False because it is \
+              safe on current versions, but the code's safety then depends on the installed \
+              version, which the code does not control (and CVE-2025-32434 showed weights_only=True \
+              itself bypassed before 2.6).",
+        example: "model.load_state_dict(torch.load(\"ckpt.pt\"))",
+        fix: "Pass weights_only=True explicitly and require torch>=2.6 in the project's dependencies.",
+        references: &[
+            CWE502,
+            "PyTorch 2.6 release notes (weights_only default)",
+            "CVE-2025-32434",
+        ],
+    },
+    Rule {
+        id: HYG_PICKLE_LOAD,
+        name: "pickle-load",
+        severity: Severity::Medium,
+        summary: "A pickle-based loader (pickle, dill, cloudpickle, joblib, pandas.read_pickle)",
+        what: "A call of pickle.load/loads/Unpickler (also cPickle, _pickle), dill.load/loads, \
+               cloudpickle.load/loads, joblib.load or pandas.read_pickle, resolved through the file's \
+               imports (import pickle as p; from joblib import load).",
+        why: "Every one of these runs arbitrary code from the data it reads. It is safe only on files \
+              the program wrote itself; a model or artefact that came from outside (a hub, a bucket, \
+              a colleague) can execute anything on load.",
+        example: "clf = joblib.load(\"downloaded/model.joblib\")",
+        fix: "Load models from safetensors, ONNX or skops (for scikit-learn); scan files with `pedigree \
+              scan` before loading; keep pickle for data the same program wrote. Suppress a vetted call \
+              with `# pedigree: ignore[PDG603]`.",
+        references: &[CWE502, "Python docs: pickle (warning)", "bandit B301"],
+    },
+    Rule {
+        id: HYG_NUMPY_ALLOW_PICKLE,
+        name: "numpy-load-allow-pickle",
+        severity: Severity::Medium,
+        summary: "numpy.load with allow_pickle=True",
+        what: "A call of numpy.load whose allow_pickle argument is True, or a value that cannot be \
+               resolved. numpy.load without allow_pickle (default False) is not reported.",
+        why: "With allow_pickle=True an object array in a .npy/.npz file is unpickled: a crafted file \
+              runs code on load.",
+        example: "arr = np.load(\"features.npy\", allow_pickle=True)",
+        fix: "Leave allow_pickle at its default (False) and store numeric arrays only.",
+        references: &[CWE502, "CVE-2019-6446"],
+    },
+    Rule {
+        id: HYG_KERAS_UNSAFE_MODE,
+        name: "keras-load-unsafe-mode",
+        severity: Severity::High,
+        summary: "keras load_model with safe_mode=False",
+        what: "A call of keras.models.load_model / keras.saving.load_model (also through tf.keras and \
+               tf_keras) whose safe_mode argument is False, or a value that cannot be resolved.",
+        why: "safe_mode=False lets a .keras file deserialize Lambda layers, i.e. Python bytecode \
+              stored in the model, which runs when the model is loaded or called.",
+        example: "model = keras.models.load_model(\"m.keras\", safe_mode=False)",
+        fix: "Keep safe_mode=True (the default) and replace Lambda layers with registered custom layers.",
+        references: &[CWE502, "CVE-2024-3660", "CVE-2025-1550"],
+    },
+    Rule {
+        id: HYG_TRUST_REMOTE_CODE,
+        name: "trust-remote-code",
+        severity: Severity::High,
+        summary: "trust_remote_code=True: the model repository's Python runs on load",
+        what: "Any call that passes trust_remote_code=True (directly, through a variable or a literal \
+               **kwargs dict): from_pretrained, pipeline, AutoConfig, load_dataset, SentenceTransformer \
+               and wrappers of them. A value passed through from a parameter is not reported there; \
+               it is reported where True is written.",
+        why: "transformers then imports the modeling_*.py files of the repository (and of any \
+              repository its auto_map points to), fetched at load time: whoever can push to that \
+              repository runs code in the loading process. Without a pinned revision the code can \
+              change after it was reviewed.",
+        example: "AutoModel.from_pretrained(\"someone/model\", trust_remote_code=True)",
+        fix: "Use an architecture built into transformers; if remote code is unavoidable, review it, \
+              pin revision= to the reviewed 40-hex commit, or vendor the code. `pedigree scan` \
+              reports what the repository's code does (PDG351/PDG352).",
+        references: &[
+            "CWE-829: Inclusion of Functionality from Untrusted Control Sphere",
+            "CWE-94",
+        ],
+    },
+    Rule {
+        id: HYG_UNPINNED_REVISION,
+        name: "hub-revision-unpinned",
+        severity: Severity::Medium,
+        summary: "A Hugging Face Hub load without a pinned commit revision",
+        what: "A hub load (from_pretrained of any class, pipeline(model=...), SentenceTransformer, \
+               CrossEncoder, hf_hub_download, snapshot_download) of a repository id that is written in \
+               the code (directly or through a constant) and whose revision is missing, a branch or \
+               tag (\"main\", \"v1.0\"), or cannot be proved to be a 40-hex commit. Local paths (./x, \
+               /abs, os.path.join(...), pathlib) and ids that cannot be resolved are not hub loads.",
+        why: "A branch or tag is mutable: the publisher (or whoever takes over the account) can \
+              replace the weights, the tokenizer or the remote code after review, and every later \
+              run loads the new files.",
+        example: "AutoModel.from_pretrained(\"google-bert/bert-base-uncased\")",
+        fix: "Pass revision=\"<40-hex commit>\" of the reviewed snapshot (the commit shown on the hub's \
+              \"Files\" tab), ideally one your allow-list or registry approves.",
+        references: &[
+            "CWE-494: Download of Code Without Integrity Check",
+            "SLSA: pinned dependencies",
+        ],
+    },
+    Rule {
+        id: HYG_UNVETTED_MODEL,
+        name: "hub-model-unvetted",
+        severity: Severity::Medium,
+        summary: "A hub model from a publisher and model not on the allow-list",
+        what: "With an allow-list (--allow FILE) or a registry (--registry URL), a hub load whose \
+               repository is neither an approved model nor from an approved publisher. Without an \
+               allow-list this rule is silent.",
+        why: "Anyone can publish to the hub; a model from an unvetted publisher may be poisoned \
+              (backdoored weights, pickle payloads, remote code) and has not been through the \
+              organisation's review.",
+        example: "pipeline(\"text-generation\", model=\"random-user/llama-finetune\")",
+        fix: "Use an approved model, or get this one reviewed and added to the allow-list / pushed to \
+              the registry.",
+        references: &["CWE-829: Inclusion of Functionality from Untrusted Control Sphere"],
+    },
+    Rule {
+        id: HYG_REVISION_NOT_APPROVED,
+        name: "hub-revision-not-approved",
+        severity: Severity::Medium,
+        summary: "An approved model pinned to a commit the allow-list does not approve",
+        what: "The model is on the allow-list with approved revisions, and the code pins a different \
+               40-hex commit.",
+        why: "The approval covers the reviewed snapshot only; another commit of the same repository \
+              may carry different weights or code.",
+        example: "revision=\"1111111111111111111111111111111111111111\" where the allow-list approves another commit.",
+        fix: "Pin the approved commit, or have the new one reviewed and added.",
+        references: &["CWE-494: Download of Code Without Integrity Check"],
+    },
+    Rule {
+        id: HYG_TYPOSQUAT,
+        name: "hub-repo-typosquat",
+        severity: Severity::High,
+        summary: "A repository id one typo or look-alike away from a popular or approved one",
+        what: "A hub repository id that is not itself on the popular list (shipped with pedigree) or the \
+               allow-list but is within a small edit distance of one (1, or 2 for ids of 12+ \
+               characters, under another publisher), or equal to one after folding confusable \
+               characters (0/o, 1/l/I, rn/m, vv/w, -/_, Cyrillic and Greek homoglyphs, case). \
+               Differences only in digits (model sizes, versions) are not reported.",
+        why: "Typosquatted model repositories (meta-llama vs meta-llarna, a Cyrillic 'а') are a \
+              known way to get poisoned weights or remote code loaded by people who meant the real one.",
+        example: "AutoModel.from_pretrained(\"meta-llarna/Llama-3.1-8B\")",
+        fix: "Correct the id to the intended publisher's repository and pin its revision.",
+        references: &[
+            "CWE-1357: Reliance on Insufficiently Trustworthy Component",
+            "JFrog: malicious Hugging Face models (2024)",
+        ],
+    },
+    Rule {
+        id: HYG_PICKLE_WEIGHTS_DOWNLOAD,
+        name: "pickle-weights-download",
+        severity: Severity::Medium,
+        summary: "Downloading pickle-format weights (.bin/.pt/.pth/.ckpt/.pkl) from the hub",
+        what: "hf_hub_download of a file name (literal or constant) ending in .bin, .pt, .pth, .ckpt, \
+               .pkl, .pickle or .joblib, and from_pretrained(..., use_safetensors=False). The check is \
+               by file-name pattern: pedigree does not contact the hub, and hub repositories with \
+               pytorch_model.bin almost always carry model.safetensors as well.",
+        why: "Those formats are pickles: loading them runs whatever the file says (see PDG601/PDG603). \
+              safetensors holds the same weights without code.",
+        example: "hf_hub_download(\"org/model\", \"pytorch_model.bin\")",
+        fix: "Download the safetensors variant (model.safetensors, or the *.safetensors shards) and load \
+              it with safetensors; leave use_safetensors at its default.",
+        references: &[CWE502, "safetensors security audit (Trail of Bits, 2023)"],
+    },
+    Rule {
+        id: HYG_TORCH_HUB_UNPINNED,
+        name: "torch-hub-unpinned",
+        severity: Severity::Medium,
+        summary: "torch.hub.load of a GitHub repository without a pinned commit",
+        what: "torch.hub.load(\"owner/repo[:ref]\", ...) from GitHub (not source=\"local\") where ref is \
+               missing (the default branch) or is a branch or tag rather than a 40-hex commit.",
+        why: "torch.hub.load imports the repository's hubconf.py and runs it: the code of whatever the \
+              branch points to at load time runs in the caller's process.",
+        example: "torch.hub.load(\"ultralytics/yolov5\", \"yolov5s\")",
+        fix: "Pin a reviewed commit (\"owner/repo:<40-hex>\") or vendor the code and load with \
+              source=\"local\".",
+        references: &[
+            "CWE-494: Download of Code Without Integrity Check",
+            "CWE-94",
+        ],
+    },
 ];
 
 /// Looks a rule up by id (case-insensitive) or by name.
@@ -695,6 +918,18 @@ mod tests {
             HF_REMOTE_CODE_DANGEROUS_CALL,
             HF_REMOTE_CODE_UNREADABLE,
             MODEL_FORMAT_MALFORMED,
+            HYG_TORCH_LOAD_UNSAFE,
+            HYG_TORCH_LOAD_DEFAULT,
+            HYG_PICKLE_LOAD,
+            HYG_NUMPY_ALLOW_PICKLE,
+            HYG_KERAS_UNSAFE_MODE,
+            HYG_TRUST_REMOTE_CODE,
+            HYG_UNPINNED_REVISION,
+            HYG_UNVETTED_MODEL,
+            HYG_REVISION_NOT_APPROVED,
+            HYG_TYPOSQUAT,
+            HYG_PICKLE_WEIGHTS_DOWNLOAD,
+            HYG_TORCH_HUB_UNPINNED,
         ] {
             assert_eq!(get(id).id, id);
         }

@@ -50,7 +50,7 @@ pub fn render(reports: &[FileReport]) -> anyhow::Result<String> {
                 "defaultConfiguration": { "level": level(r.severity) },
                 "properties": {
                     "security-severity": score(r.severity),
-                    "tags": ["security", "ml-model"],
+                    "tags": if r.id.starts_with("PDG6") { json!(["security", "ml-supply-chain", "python"]) } else { json!(["security", "ml-model"]) },
                     "references": r.references,
                 },
             })
@@ -62,7 +62,7 @@ pub fn render(reports: &[FileReport]) -> anyhow::Result<String> {
         if let Some(e) = &report.error {
             notifications.push(json!({
                 "level": "error",
-                "message": { "text": format!("could not scan {}: {e}", report.path) },
+                "message": { "text": if e.starts_with("could not") { format!("{}: {e}", report.path) } else { format!("could not scan {}: {e}", report.path) } },
                 "locations": [{ "physicalLocation": { "artifactLocation": { "uri": uri(&report.path) } } }],
             }));
         }
@@ -73,11 +73,32 @@ pub fn render(reports: &[FileReport]) -> anyhow::Result<String> {
                     physical["region"] = json!({ "byteOffset": o });
                 }
             }
+            // Source findings (`pedigree hygiene`): a region with 1-based line and column. In a
+            // notebook the code's lines are not the lines of the .ipynb JSON, so no region is
+            // given; the cell and the line/column in it go in the message, a logical location
+            // and properties.
+            let mut text = f.message.clone();
+            match (f.location.cell, f.location.line) {
+                (None, Some(line)) => {
+                    let mut region = json!({ "startLine": line });
+                    if let Some(c) = f.location.column {
+                        region["startColumn"] = json!(c);
+                    }
+                    physical["region"] = region;
+                }
+                (Some(cell), Some(line)) => {
+                    text = format!(
+                        "cell {cell}, line {line}, column {}: {text}",
+                        f.location.column.unwrap_or(1)
+                    );
+                }
+                _ => {}
+            }
             let mut result = json!({
                 "ruleId": f.rule,
                 "ruleIndex": rule_index(f.rule),
                 "level": level(f.severity),
-                "message": { "text": f.message },
+                "message": { "text": text },
                 "locations": [{ "physicalLocation": physical }],
                 "properties": { "severity": f.severity.as_str(), "format": report.format },
             });
@@ -92,6 +113,15 @@ pub fn render(reports: &[FileReport]) -> anyhow::Result<String> {
                 if let Some(o) = f.location.offset {
                     result["properties"]["memberByteOffset"] = json!(o);
                 }
+            }
+            if let (Some(cell), Some(line)) = (f.location.cell, f.location.line) {
+                result["locations"][0]["logicalLocations"] = json!([{
+                    "fullyQualifiedName": format!("cell[{cell}]"),
+                    "kind": "module",
+                }]);
+                result["properties"]["notebookCell"] = json!(cell);
+                result["properties"]["lineInCell"] = json!(line);
+                result["properties"]["columnInCell"] = json!(f.location.column.unwrap_or(1));
             }
             if let Some(g) = &f.global {
                 result["properties"]["global"] = json!(g);

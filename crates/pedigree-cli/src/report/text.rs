@@ -23,7 +23,11 @@ pub fn render(reports: &[FileReport], fail_on: Severity, colour: bool, all: bool
     for r in reports {
         if let Some(e) = &r.error {
             errors += 1;
-            out.push_str(&format!("{}: could not scan: {e}\n", r.path));
+            if e.starts_with("could not") {
+                out.push_str(&format!("{}: {e}\n", r.path));
+            } else {
+                out.push_str(&format!("{}: could not scan: {e}\n", r.path));
+            }
             continue;
         }
         if r.findings.is_empty() {
@@ -42,6 +46,15 @@ pub fn render(reports: &[FileReport], fail_on: Severity, colour: bool, all: bool
             }
             if let Some(o) = f.location.offset {
                 loc.push_str(&format!(" at byte {o}"));
+            }
+            if let Some(c) = f.location.cell {
+                loc.push_str(&format!(" in cell {c}"));
+            }
+            if let Some(l) = f.location.line {
+                loc.push_str(&format!(" at line {l}"));
+                if let Some(c) = f.location.column {
+                    loc.push_str(&format!(", column {c}"));
+                }
             }
             out.push_str(&format!(
                 "  {tag} {} {}{}\n           {}\n",

@@ -293,9 +293,12 @@ impl<'a, 't> Machine<'a, 't> {
             let items = self.stack.split_off(start);
             return Ok(self.tuple(items));
         }
-        let v = self
-            .arena
-            .small_tuple(&self.stack[start..], None, false, self.opts.limits.max_value_depth);
+        let v = self.arena.small_tuple(
+            &self.stack[start..],
+            None,
+            false,
+            self.opts.limits.max_value_depth,
+        );
         self.stack.truncate(start);
         Ok(v)
     }
@@ -880,14 +883,14 @@ impl<'a, 't> Machine<'a, 't> {
                                 break;
                             }
                             let v = Val::Str(span);
-                        self.stack.push(v);
-                        top = Some(v);
-                        scalars += 1;
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars += 1;
                         } else {
                             let v = Val::Bytes(span);
-                        self.stack.push(v);
-                        top = Some(v);
-                        scalars += 1;
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars += 1;
                         }
                         s + n
                     }
@@ -2055,8 +2058,16 @@ impl<'a, 't> Machine<'a, 't> {
 #[inline(always)]
 fn ascii(b: &[u8]) -> bool {
     let n = b.len();
-    let w8 = |i: usize| b.get(i..i + 8).and_then(|w| w.try_into().ok()).map_or(!0, u64::from_le_bytes);
-    let w4 = |i: usize| b.get(i..i + 4).and_then(|w| w.try_into().ok()).map_or(!0, u32::from_le_bytes);
+    let w8 = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(!0, u64::from_le_bytes)
+    };
+    let w4 = |i: usize| {
+        b.get(i..i + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(!0, u32::from_le_bytes)
+    };
     if (8..=16).contains(&n) {
         (w8(0) | w8(n - 8)) & 0x8080_8080_8080_8080 == 0
     } else if (4..8).contains(&n) {

@@ -328,7 +328,9 @@ impl<'a> Memo<'a> {
             },
             Val::Node(id) if self.exact_lossy >= EXACT_BUDGET => match arena.node(id) {
                 Some(n) if !n.storage => match &n.kind {
-                    NodeKind::Tuple(items) => h(T_OPAQUE + Opaque::Tuple as u32, clamp(items.len())),
+                    NodeKind::Tuple(items) => {
+                        h(T_OPAQUE + Opaque::Tuple as u32, clamp(items.len()))
+                    }
                     _ => self.encode(v, None, arena),
                 },
                 _ => self.encode(v, None, arena),
@@ -439,7 +441,10 @@ impl<'a> Memo<'a> {
                 _ => Val::Unknown,
             },
             T_INT => Val::Int(((p << 4) as i32 >> 4) as i64),
-            T_GLOBAL => self.globals.get(p as usize).map_or(Val::Unknown, |g| Val::Node(*g)),
+            T_GLOBAL => self
+                .globals
+                .get(p as usize)
+                .map_or(Val::Unknown, |g| Val::Node(*g)),
             T_CALL => {
                 let kind = KINDS[((p >> 24) as usize).min(KINDS.len() - 1)];
                 let g = p & 0xff_ffff;
@@ -703,7 +708,9 @@ mod tests {
             };
             assert_eq!(s.bytes(data), b"os");
         }
-        let Some(Val::Str(s)) = m.get(1) else { panic!() };
+        let Some(Val::Str(s)) = m.get(1) else {
+            panic!()
+        };
         assert_eq!(s.off(), 6);
     }
 }

@@ -226,10 +226,9 @@ impl Node {
         };
         match &self.kind {
             NodeKind::Tuple(v) => v.iter().for_each(f),
-            NodeKind::FrozenSet(c)
-            | NodeKind::List(c)
-            | NodeKind::Dict(c)
-            | NodeKind::Set(c) => coll(c),
+            NodeKind::FrozenSet(c) | NodeKind::List(c) | NodeKind::Dict(c) | NodeKind::Set(c) => {
+                coll(c)
+            }
             NodeKind::Call(c) => {
                 coll(&c.extra);
                 f(&c.callable);
@@ -453,7 +452,12 @@ impl Arena {
                     plain = false;
                 }
                 Val::Unknown => plain = false,
-                Val::None | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_) | Val::Bytes(_) => {}
+                Val::None
+                | Val::Bool(_)
+                | Val::Int(_)
+                | Val::Float(_)
+                | Val::Str(_)
+                | Val::Bytes(_) => {}
             }
         }
         (depth, plain, storage)
@@ -507,7 +511,8 @@ impl Arena {
                 a[2] = get(2);
                 a[3] = get(3);
             } else {
-                slot.kind = NodeKind::Tuple(Items::Inline(n as u8, [get(0), get(1), get(2), get(3)]));
+                slot.kind =
+                    NodeKind::Tuple(Items::Inline(n as u8, [get(0), get(1), get(2), get(3)]));
             }
             return Val::Node(id);
         }
@@ -1160,7 +1165,10 @@ fn mat(a: &Arena, v: &Val, data: &[u8], depth: usize, budget: &mut usize) -> Val
                     kind: c.kind,
                     callable: mat(a, &c.callable, data, depth - 1, budget),
                     args: mat(a, &c.args, data, depth - 1, budget),
-                    kwargs: c.kwargs.as_ref().map(|k| mat(a, k, data, depth - 1, budget)),
+                    kwargs: c
+                        .kwargs
+                        .as_ref()
+                        .map(|k| mat(a, k, data, depth - 1, budget)),
                     state,
                     items,
                     pairs: prs,

@@ -316,10 +316,10 @@ impl<'a, 't> Machine<'a, 't> {
     }
 
     fn set_storage(&mut self, v: &Val, storage: bool) {
-        if let Val::Node(id) = v {
-            if let Some(n) = self.arena.node_mut(*id) {
-                n.storage = storage;
-            }
+        if let Val::Node(id) = v
+            && let Some(n) = self.arena.node_mut(*id)
+        {
+            n.storage = storage;
         }
     }
 
@@ -1035,7 +1035,7 @@ impl<'a, 't> Machine<'a, 't> {
                         let list = c == op::APPEND || c == op::APPENDS;
                         let ok = match self.arena.kind(&target) {
                             Some(NodeKind::List(_)) => list,
-                            Some(NodeKind::Dict(_)) => !list && (len - x) % 2 == 0,
+                            Some(NodeKind::Dict(_)) => !list && (len - x).is_multiple_of(2),
                             None => list && matches!(target, Val::Opaque(Opaque::List, _)),
                             _ => false,
                         };
@@ -1410,14 +1410,14 @@ impl<'a, 't> Machine<'a, 't> {
                     Arg::Int(i) => i as i128,
                     _ => self.text_index(off, arg)?,
                 };
-                let v = self.top()?.clone();
+                let v = *self.top()?;
                 if idx < 0 {
                     return Err(loader("negative PUT argument"));
                 }
                 self.memo_put(off, idx as u64, v)?;
             }
             op::MEMOIZE => {
-                let v = self.top()?.clone();
+                let v = *self.top()?;
                 let idx = self.memo.len() as u64;
                 self.memo_put(off, idx, v)?;
             }

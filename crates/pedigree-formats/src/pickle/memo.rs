@@ -510,13 +510,12 @@ impl Interner {
             if e == 0 {
                 return Err(i);
             }
-            if let Some(&(sp, h)) = self.entries.get((e - 1) as usize) {
-                if h == head
-                    && sp.len() == bytes.len()
-                    && (bytes.len() <= 8 || same(sp.bytes(data), bytes))
-                {
-                    return Ok(e - 1);
-                }
+            if let Some(&(sp, h)) = self.entries.get((e - 1) as usize)
+                && h == head
+                && sp.len() == bytes.len()
+                && (bytes.len() <= 8 || same(sp.bytes(data), bytes))
+            {
+                return Ok(e - 1);
             }
             i = (i + 1) & mask;
         }

@@ -327,10 +327,10 @@ impl Arena {
     /// Marks a value's node as possibly referenced twice (DUP; the memo keeping it).
     #[inline]
     pub(crate) fn share(&mut self, v: &Val) {
-        if let Val::Node(id) = v {
-            if let Some(n) = self.nodes.get_mut(id.index()) {
-                n.shared = true;
-            }
+        if let Val::Node(id) = v
+            && let Some(n) = self.nodes.get_mut(id.index())
+        {
+            n.shared = true;
         }
     }
 
@@ -522,12 +522,11 @@ impl Arena {
             depth,
             plain,
         );
-        if storage {
-            if let Val::Node(id) = v {
-                if let Some(n) = self.node_mut(id) {
-                    n.storage = true;
-                }
-            }
+        if storage
+            && let Val::Node(id) = v
+            && let Some(n) = self.node_mut(id)
+        {
+            n.storage = true;
         }
         v
     }
@@ -627,7 +626,9 @@ impl Arena {
     }
 }
 
-/// `*v`, rebuilt field by field (see [`Arena::small_tuple`]).
+/// `*v`, rebuilt field by field (see [`Arena::small_tuple`]): the match is the point (the
+/// compiler then writes the pieces as they were stored), so clippy's `*v` is not taken.
+#[allow(clippy::needless_match)]
 #[inline(always)]
 fn reload(v: &Val) -> Val {
     match *v {
@@ -1029,9 +1030,6 @@ impl Value {
         self.as_call().and_then(|c| c.callable.as_global())
     }
 }
-
-/// Copies a machine value into an owned [`Value`] (bounded by depth and a node budget, so
-/// cycles and hostile sharing cannot blow up).
 
 /// Copies a machine value into an owned [`Value`] (bounded by depth and a node budget, so
 /// cycles and hostile sharing cannot blow up).

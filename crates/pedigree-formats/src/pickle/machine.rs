@@ -972,17 +972,29 @@ impl<'a, 't> Machine<'a, 't> {
                         if c == op::TUPLE {
                             self.marks.pop();
                         }
-                        let v = if c == op::EMPTY_TUPLE {
-                            self.tuple(Vec::new())
-                        } else if len - start <= value::INLINE {
-                            let v = self.arena.small_tuple(
+                        if c != op::EMPTY_TUPLE && len - start <= value::INLINE {
+                            let id = self.arena.small_tuple_id(
                                 &self.stack[start..],
                                 top.filter(|_| start < len),
                                 scalars >= len - start,
                                 lim.max_value_depth,
                             );
                             self.stack.truncate(start);
-                            v
+                            // Made here from the id, not returned as a `Val` (see
+                            // `Arena::small_tuple_id`).
+                            let v = match id {
+                                Some(id) => Val::Node(id),
+                                None => Val::Unknown,
+                            };
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars = 0;
+                            ops += 1;
+                            pos += 1;
+                            continue;
+                        }
+                        let v = if c == op::EMPTY_TUPLE {
+                            self.tuple(Vec::new())
                         } else {
                             match self.tuple_from_stack(start) {
                                 Ok(v) => v,

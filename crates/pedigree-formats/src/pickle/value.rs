@@ -481,9 +481,26 @@ impl Arena {
         scalars: bool,
         max_depth: usize,
     ) -> Val {
+        self.small_tuple_id(items, last, scalars, max_depth)
+            .map_or(Val::Unknown, Val::Node)
+    }
+
+    /// [`Arena::small_tuple`] as the new node's id (`None`: `Unknown`). The machine's fast
+    /// loop builds the value from the id itself: a `Val` returned through memory is written
+    /// as a tag byte and a word, and pushing it read it back as one 16-byte load, which cannot
+    /// be forwarded from those two pending stores and waited for them (and for the node's
+    /// writes before them) to reach the cache: most of the loop's time on a data pickle.
+    #[inline(always)]
+    pub(crate) fn small_tuple_id(
+        &mut self,
+        items: &[Val],
+        last: Option<Val>,
+        scalars: bool,
+        max_depth: usize,
+    ) -> Option<NodeId> {
         let n = items.len();
         if n > INLINE {
-            return Val::Unknown;
+            return None;
         }
         // `scalars`: the caller knows every item is a plain scalar (what `flags` would find).
         let (depth, plain, storage) = if scalars {
@@ -493,7 +510,7 @@ impl Arena {
         };
         let depth = depth.saturating_add(1);
         if depth as usize > max_depth {
-            return Val::Unknown;
+            return None;
         }
         let get = |i: usize| match (last, i + 1 == n) {
             (Some(v), true) => v,
@@ -514,7 +531,7 @@ impl Arena {
                 slot.kind =
                     NodeKind::Tuple(Items::Inline(n as u8, [get(0), get(1), get(2), get(3)]));
             }
-            return Val::Node(id);
+            return Some(id);
         }
         self.since_gc -= 1;
         let v = self.alloc(
@@ -522,13 +539,11 @@ impl Arena {
             depth,
             plain,
         );
-        if storage
-            && let Val::Node(id) = v
-            && let Some(n) = self.node_mut(id)
-        {
+        let Val::Node(id) = v else { return None };
+        if storage && let Some(n) = self.node_mut(id) {
             n.storage = true;
         }
-        v
+        Some(id)
     }
 
     /// Frees `v`'s node at once unless it holds a storage (then it returns false: the caller

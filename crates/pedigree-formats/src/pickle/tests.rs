@@ -880,7 +880,10 @@ fn fast_path_agrees_with_the_general_path() {
     // The machine runs the opcodes of data pickles in a fast loop and everything else one
     // opcode at a time with every check; both must give the same report, byte for byte, on
     // well-formed, framed, mutated and random inputs, in every read mode.
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    // PEDIGREE_DIFF_ITERS / PEDIGREE_DIFF_SEED run more mutations, or others, locally.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let iters = env("PEDIGREE_DIFF_ITERS").unwrap_or(1500);
+    let mut rng = Rng(env("PEDIGREE_DIFF_SEED").unwrap_or(0x2545_F491_4F6C_DD1D) | 1);
     let mut o = opts();
     o.joblib_arrays = true;
     o.limits.max_opcodes = 200_000;
@@ -893,7 +896,7 @@ fn fast_path_agrees_with_the_general_path() {
     seeds.push(dense_like(40, 7, 64));
     seeds.push(dense.clone());
     let mut inputs = seeds.clone();
-    for _ in 0..1500 {
+    for _ in 0..iters {
         let mut d = seeds[(rng.next() as usize) % seeds.len()].clone();
         for _ in 0..1 + rng.next() % 4 {
             if d.is_empty() {

@@ -9,8 +9,9 @@ Environment:
   RUNS=5            timing repetitions per tool x input (median reported)
   TOOLS=...         comma list from pedigree,picklescan,modelscan,fickling (default: all)
   TIMEOUT=600       seconds before one scanner run is killed (recorded as a timeout)
-  PEDIGREE_BIN      default target/release/pedigree
+  PEDIGREE_BIN      default target/release/pedigree (run.sh passes $CARGO_TARGET_DIR's)
   PEERS_VENV        default bench/.venv-peers
+  INPUTS=...        comma list of input file names to time (default: all of inputs.json)
 
 How "flagged" is judged (detection table):
   pedigree    parses `pedigree scan FILE --format json`; flagged = any PDGnnn rule
@@ -127,7 +128,10 @@ def timing():
     info = json.loads(info_p.read_text())
     results = []
     work = Path(tempfile.mkdtemp(prefix="pedigree-bench-"))
+    only = [x for x in os.environ.get("INPUTS", "").split(",") if x]
     for name in info["files"]:
+        if only and name not in only:
+            continue
         path = INPUTS / name
         size = path.stat().st_size
         for tool in TOOLS:
@@ -169,7 +173,9 @@ def timing():
         base = ped.get(r["input"])
         r["ratio_vs_pedigree"] = (r["median_s"] / base) if (base and r.get("median_s")) else None
     doc = {"scale": info.get("scale"), "runs": RUNS, "inputs": info["files"], "results": results,
-           "host": {"nproc": os.cpu_count(), "python": sys.version.split()[0]}}
+           "pedigree_bin": str(PEDIGREE),
+           "host": {"nproc": os.cpu_count(), "python": sys.version.split()[0],
+                    "loadavg_after": os.getloadavg()}}
     OUTDIR.mkdir(parents=True, exist_ok=True)
     (OUTDIR / "pickle-timing.json").write_text(json.dumps(doc, indent=2))
     lines = [f"### Timing (SCALE={info.get('scale')}, median of {RUNS} runs)", "",

@@ -2,8 +2,11 @@
 # Pickle-scanner benchmark: pedigree vs picklescan, modelscan, fickling.
 #   bash bench/pickle/setup.sh && bash bench/pickle/run.sh
 # Env: SCALE (input size factor, default 1), RUNS (default 5), TOOLS (comma list),
-#      SKIP_BUILD=1 (use an existing target/release/pedigree), TIMEOUT (s per run),
-#      ONLY=timing|detect (run one half), INPUTS_PYTHON (python used to make inputs).
+#      SKIP_BUILD=1 (use an existing binary), TIMEOUT (s per run),
+#      ONLY=timing|detect (run one half), INPUTS_PYTHON (python used to make inputs),
+#      PEDIGREE_BIN (the binary to measure; default $CARGO_TARGET_DIR/release/pedigree, or
+#      ./target/release/pedigree without CARGO_TARGET_DIR), INPUTS (comma list of input file
+#      names to time, default all).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -15,6 +18,9 @@ if [ ! -x "$PY" ]; then
   exit 2
 fi
 mkdir -p bench/out
+# The build below goes to $CARGO_TARGET_DIR when set; measure that binary unless told otherwise.
+export PEDIGREE_BIN="${PEDIGREE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pedigree}"
+echo "run: pedigree binary $PEDIGREE_BIN" >&2
 
 if [ "${SKIP_BUILD:-0}" != 1 ] && [[ "${TOOLS:-pedigree}" == *pedigree* ]]; then
   echo "run: cargo build --release -p pedigree-cli" >&2

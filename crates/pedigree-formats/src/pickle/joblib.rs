@@ -4,7 +4,7 @@
 //! state has `numpy_array_alignment_bytes`), then `prod(shape) * itemsize` bytes; or, for
 //! object dtypes, a whole nested pickle.
 
-use super::value::{NodeKind, Val};
+use super::value::{Arena, NodeKind, Val};
 
 /// Where the array's bytes are, as far as the wrapper's state says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,40 +17,40 @@ pub(crate) struct Layout {
 
 /// `None` when `inst` is not a wrapper; `Some(Err)` when it is but the size is unknown.
 pub(crate) fn wrapper_layout(
+    a: &Arena,
     inst: &Val,
     state: &Val,
     data: &[u8],
 ) -> Option<Result<Layout, String>> {
-    let call = inst.as_call()?;
-    let g = call.callable.as_global()?;
+    let call = a.as_call(inst)?;
+    let g = a.as_global(&call.callable)?;
     if g.name != "NumpyArrayWrapper" || !g.module.ends_with("numpy_pickle") {
         return None;
     }
-    Some(layout(state, data))
+    Some(layout(a, state, data))
 }
 
-fn layout(state: &Val, data: &[u8]) -> Result<Layout, String> {
-    let Some(NodeKind::Dict(d)) = state.node() else {
+fn layout(a: &Arena, state: &Val, data: &[u8]) -> Result<Layout, String> {
+    let Some(NodeKind::Dict(d)) = a.kind(state) else {
         return Err("state is not a dict".into());
     };
-    let d = d.try_borrow().map_err(|_| "state busy".to_string())?;
     let get = |key: &str| {
         d.pairs
             .iter()
-            .find(|(k, _)| k.as_str(data) == Some(key))
-            .map(|(_, v)| v.clone())
+            .find(|(k, _)| a.as_str(k, data) == Some(key))
+            .map(|(_, v)| *v)
     };
     let shape = get("shape").ok_or("no 'shape' in the state")?;
     let dtype = get("dtype").ok_or("no 'dtype' in the state")?;
     let aligned = get("numpy_array_alignment_bytes").is_some_and(|v| !matches!(v, Val::None));
-    let (itemsize, object) = dtype_itemsize(&dtype, data)?;
+    let (itemsize, object) = dtype_itemsize(a, &dtype, data)?;
     if object {
         return Ok(Layout {
             aligned: false,
             bytes: None,
         });
     }
-    let dims = shape.seq_items().ok_or("shape is not a tuple")?;
+    let dims = a.seq_items(&shape).ok_or("shape is not a tuple")?;
     let mut count: u64 = 1;
     for d in &dims {
         let n = d.as_int().ok_or("shape holds a non-integer")?;
@@ -66,24 +66,19 @@ fn layout(state: &Val, data: &[u8]) -> Result<Layout, String> {
 
 /// Item size of a `numpy.dtype(typestr, align, copy)` REDUCE, with its BUILD state
 /// `(version, endian, subdescr, names, fields, elsize, alignment, flags)`.
-fn dtype_itemsize(dtype: &Val, data: &[u8]) -> Result<(u64, bool), String> {
-    let call = dtype
-        .as_call()
+fn dtype_itemsize(a: &Arena, dtype: &Val, data: &[u8]) -> Result<(u64, bool), String> {
+    let call = a
+        .as_call(dtype)
         .ok_or("dtype is not a numpy.dtype(...) call")?;
-    let args = call
-        .args
-        .seq_items()
+    let args = a
+        .seq_items(&call.args)
         .ok_or("dtype arguments are not a tuple")?;
     let typestr = args
         .first()
-        .and_then(|v| v.as_str(data))
+        .and_then(|v| a.as_str(v, data))
         .ok_or("dtype has no type string")?
         .to_owned();
-    let state = call
-        .state
-        .try_borrow()
-        .ok()
-        .and_then(|s| s.as_ref().and_then(Val::seq_items));
+    let state = call.state.as_ref().and_then(|s| a.seq_items(s));
     if let Some(st) = &state {
         // NPY_ITEM_HASOBJECT (bit 0 of the flags) marks object arrays, structured ones too.
         if st.get(7).and_then(Val::as_int).is_some_and(|f| f & 1 == 1) {

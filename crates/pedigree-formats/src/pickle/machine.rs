@@ -5,8 +5,8 @@
 //! and `proto`. Errors end the pickle with an anomaly at the opcode's offset; everything found
 //! before stays in the report (§1.11: the opcodes before an error did run).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 
 use super::compat;
 use super::joblib;
@@ -15,7 +15,7 @@ use super::opcodes::{self as op, ArgKind, OpInfo};
 use super::reader::{FrameEvent, ReadError, Reader};
 use super::text::{self, IntVal};
 use super::value::{
-    self, CallNode, Coll, KEEP_NONPLAIN, KEEP_PLAIN, Node, NodeKind, Opaque, Span, Val,
+    self, Arena, CallNode, Coll, KEEP_NONPLAIN, KEEP_PLAIN, NodeId, NodeKind, Opaque, Span, Val,
 };
 use super::{
     Anomaly, AnomalyKind, CallKind, CallSite, GlobalRef, Limits, Options, PersistentId,
@@ -74,13 +74,16 @@ pub(crate) struct Machine<'a, 't> {
     stack: Vec<Val>,
     marks: Vec<usize>,
     memo: Memo<'a>,
+    /// Every node of this pickle (see `value.rs`).
+    arena: Arena,
+    /// `Limits::max_stack`, here for the hot path.
+    max_stack: usize,
     proto: u8,
     report: PickleReport,
     seen_globals: Option<HashSet<(String, String)>>,
     seen_calls: Option<HashSet<(CallKind, String)>>,
     call_counts: HashMap<String, u32>,
     call_key: String,
-    may_cycle: bool,
     nesting: u8,
     trace: Option<&'t mut dyn Tracer>,
 }
@@ -99,6 +102,8 @@ impl<'a, 't> Machine<'a, 't> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: Memo::new(data),
+            arena: Arena::default(),
+            max_stack: opts.limits.max_stack,
             proto: 0,
             report: PickleReport {
                 mode,
@@ -119,7 +124,6 @@ impl<'a, 't> Machine<'a, 't> {
             seen_calls: None,
             call_counts: HashMap::new(),
             call_key: String::new(),
-            may_cycle: false,
             nesting: 0,
             trace: None,
         }
@@ -137,6 +141,12 @@ impl<'a, 't> Machine<'a, 't> {
     /// Runs to STOP or to the first error.
     pub(crate) fn run(mut self) -> PickleReport {
         loop {
+            if self.trace.is_none() {
+                self.fast();
+            }
+            if self.arena.wants_collect() {
+                self.collect();
+            }
             let off = self.r.pos();
             let res = self.step(off);
             if !self.r.events.is_empty() {
@@ -152,7 +162,6 @@ impl<'a, 't> Machine<'a, 't> {
             }
         }
         self.report.next = self.r.next_start() as u64;
-        self.cleanup();
         self.report
     }
 
@@ -230,7 +239,7 @@ impl<'a, 't> Machine<'a, 't> {
 
     #[inline]
     fn push(&mut self, v: Val) -> Result<(), Brk> {
-        if self.stack.len() >= self.lim().max_stack {
+        if self.stack.len() >= self.max_stack {
             return Err(AnomalyKind::LimitExceeded {
                 limit: "max_stack".into(),
             });
@@ -262,45 +271,59 @@ impl<'a, 't> Machine<'a, 't> {
     // -----------------------------------------------------------------------------------------
     // Value construction, bounded (§ Limits)
 
-    fn tuple(&self, items: Vec<Val>) -> Val {
-        self.tuple_of(value::Items::from_vec(items))
+    #[inline]
+    fn alloc(&mut self, kind: NodeKind, depth: u16, plain: bool) -> Val {
+        self.arena.alloc(kind, depth, plain)
+    }
+
+    fn tuple(&mut self, items: Vec<Val>) -> Val {
+        self.tuple_of(value::Items::Heap(items))
     }
 
     /// A tuple of the stack values from `start` up (`Pdata_poptuple`); small ones are built
     /// in place, without a vector.
+    #[inline]
     fn tuple_from_stack(&mut self, start: usize) -> Result<Val, Brk> {
-        let n = self.stack.len().wrapping_sub(start);
-        if start < self.fence() || start > self.stack.len() {
+        let len = self.stack.len();
+        if start < self.fence() || start > len {
             return Err(self.underflow());
         }
+        let n = len - start;
         if n > value::INLINE {
             let items = self.stack.split_off(start);
             return Ok(self.tuple(items));
         }
-        let mut a: [Val; value::INLINE] = [Val::None, Val::None, Val::None, Val::None];
-        for (slot, v) in a.iter_mut().zip(self.stack.drain(start..)) {
-            *slot = v;
-        }
-        Ok(self.tuple_of(value::Items::Inline(n as u8, a)))
+        let v = self.arena.small_tuple(
+            &self.stack[start..],
+            None,
+            false,
+            self.opts.limits.max_value_depth,
+        );
+        self.stack.truncate(start);
+        Ok(v)
     }
 
-    fn tuple_of(&self, items: value::Items) -> Val {
-        let (mut depth, mut plain, mut storage) = (0u16, true, false);
-        for v in items.iter() {
-            depth = depth.max(v.depth());
-            plain &= v.is_plain();
-            storage |= v.holds_storage();
-        }
+    #[inline]
+    fn tuple_of(&mut self, items: value::Items) -> Val {
+        let (depth, plain, storage) = self.arena.flags(&items);
         let depth = depth.saturating_add(1);
         if depth as usize > self.lim().max_value_depth {
             return Val::Unknown;
         }
-        let n = Node::new(NodeKind::Tuple(items), depth, plain);
-        n.storage.set(storage);
-        Val::Node(n)
+        let v = self.alloc(NodeKind::Tuple(items), depth, plain);
+        self.set_storage(&v, storage);
+        v
     }
 
-    fn str_val(&self, start: usize, len: usize) -> Val {
+    fn set_storage(&mut self, v: &Val, storage: bool) {
+        if let Val::Node(id) = v
+            && let Some(n) = self.arena.node_mut(*id)
+        {
+            n.storage = storage;
+        }
+    }
+
+    fn str_val(&mut self, start: usize, len: usize) -> Val {
         if len <= self.lim().max_kept_bytes {
             if let Some(s) = Span::new(start, len) {
                 return Val::Str(s);
@@ -317,42 +340,42 @@ impl<'a, 't> Machine<'a, 't> {
             }
             Err(_) => String::from_utf8_lossy(&raw[..cut]).into_owned(),
         };
-        Val::Node(Node::new(
+        self.alloc(
             NodeKind::Text {
                 kept: kept.into(),
                 len: len as u64,
             },
             0,
             true,
-        ))
+        )
     }
 
     /// BINUNICODE's argument: UTF-8 with lone surrogates allowed.
-    fn unicode_val(&self, s: usize, n: usize) -> Result<Val, Brk> {
+    fn unicode_val(&mut self, s: usize, n: usize) -> Result<Val, Brk> {
         Ok(match text::utf8_surrogatepass(self.bytes_of(s, n)) {
-            Some(std::borrow::Cow::Borrowed(_)) => self.str_val(s, n),
-            Some(std::borrow::Cow::Owned(t)) => self.owned_str(t),
+            Some(Cow::Borrowed(_)) => self.str_val(s, n),
+            Some(Cow::Owned(t)) => self.owned_str(t),
             None => return Err(bad("'utf-8' codec can't decode bytes")),
         })
     }
 
-    fn owned_str(&self, s: String) -> Val {
+    fn owned_str(&mut self, s: String) -> Val {
         let len = s.len() as u64;
         let mut cut = s.len().min(self.lim().max_kept_bytes);
         while !s.is_char_boundary(cut) {
             cut -= 1;
         }
-        Val::Node(Node::new(
+        self.alloc(
             NodeKind::Text {
                 kept: s[..cut].into(),
                 len,
             },
             0,
             true,
-        ))
+        )
     }
 
-    fn bytes_val(&self, start: usize, len: usize, bytearray: bool) -> Val {
+    fn bytes_val(&mut self, start: usize, len: usize, bytearray: bool) -> Val {
         if !bytearray && len <= self.lim().max_kept_bytes {
             if let Some(s) = Span::new(start, len) {
                 return Val::Bytes(s);
@@ -360,7 +383,7 @@ impl<'a, 't> Machine<'a, 't> {
         }
         let cut = len.min(self.lim().max_kept_bytes);
         let kept = self.data.get(start..start + cut).unwrap_or(&[]);
-        Val::Node(Node::new(
+        self.alloc(
             NodeKind::Blob {
                 kept: kept.into(),
                 len: len as u64,
@@ -368,68 +391,78 @@ impl<'a, 't> Machine<'a, 't> {
             },
             0,
             true,
-        ))
+        )
     }
 
-    fn int_val(v: IntVal) -> Val {
+    fn int_val(&mut self, v: IntVal) -> Val {
         match v {
             IntVal::Small(i) => Val::Int(i),
-            IntVal::Big(s) => Val::Node(Node::new(NodeKind::BigInt(s.into()), 0, true)),
+            IntVal::Big(s) => self.alloc(NodeKind::BigInt(s.into()), 0, true),
         }
     }
 
-    fn new_coll(kind: fn(std::cell::RefCell<Coll>) -> NodeKind) -> Rc<Node> {
-        Node::new(kind(Default::default()), 1, true)
+    fn new_coll(&mut self, kind: fn(Coll) -> NodeKind) -> Val {
+        self.alloc(kind(Coll::default()), 1, true)
     }
 
-    /// Adds `v` to a container node's collection, keeping a bounded number of elements.
-    fn add_item(&mut self, node: &Node, coll: &mut Coll, v: Val) {
-        coll.len += 1;
-        let cap = if v.holds_storage() {
+    /// Adds `v` to a container node's collection (or an object's record of APPENDs),
+    /// keeping a bounded number of elements.
+    fn add_item(&mut self, node: NodeId, v: Val) {
+        let cap = if self.arena.holds_storage(&v) {
             KEEP_NONPLAIN
         } else {
             KEEP_PLAIN
         };
+        let Some(coll) = self.arena.coll_mut(node) else {
+            return;
+        };
+        coll.len += 1;
         if coll.items.len() >= cap {
             return;
         }
         let v = self.fit(node, v);
-        coll.items.push(v);
+        if let Some(coll) = self.arena.coll_mut(node) {
+            coll.items.push(v);
+        }
     }
 
-    fn add_pair(&mut self, node: &Node, coll: &mut Coll, k: Val, v: Val) {
-        coll.len += 1;
-        let cap = if k.holds_storage() || v.holds_storage() {
+    fn add_pair(&mut self, node: NodeId, k: Val, v: Val) {
+        let cap = if self.arena.holds_storage(&k) || self.arena.holds_storage(&v) {
             KEEP_NONPLAIN
         } else {
             KEEP_PLAIN
         };
+        let Some(coll) = self.arena.coll_mut(node) else {
+            return;
+        };
+        coll.len += 1;
         if coll.pairs.len() >= cap {
             return;
         }
         let k = self.fit(node, k);
         let v = self.fit(node, v);
-        coll.pairs.push((k, v));
+        if let Some(coll) = self.arena.coll_mut(node) {
+            coll.pairs.push((k, v));
+        }
     }
 
     /// Depth and plainness bookkeeping for `v` going inside `node`; too deep → Unknown.
-    fn fit(&mut self, node: &Node, v: Val) -> Val {
-        let d = v.depth().saturating_add(1);
+    fn fit(&mut self, node: NodeId, v: Val) -> Val {
+        let d = self.arena.depth(&v).saturating_add(1);
         if d as usize > self.lim().max_value_depth {
             return Val::Unknown;
         }
-        if d > node.depth.get() {
-            node.depth.set(d);
-        }
-        if !v.is_plain() {
-            node.plain.set(false);
-            if v.holds_storage() {
-                node.storage.set(true);
+        let (plain, storage) = (self.arena.is_plain(&v), self.arena.holds_storage(&v));
+        if let Some(n) = self.arena.node_mut(node) {
+            if d > n.depth {
+                n.depth = d;
             }
-        }
-        if v.is_mutable_node() {
-            // A mutable object inside a mutable object: a reference cycle is possible.
-            self.may_cycle = true;
+            if !plain {
+                n.plain = false;
+                if storage {
+                    n.storage = true;
+                }
+            }
         }
         v
     }
@@ -491,40 +524,42 @@ impl<'a, 't> Machine<'a, 't> {
         };
         self.note(|| format!("→ {}.{}", g.module, g.name));
         self.record_global(&g);
-        Val::Node(Node::new(NodeKind::Global(Box::new(g)), 0, false))
+        self.alloc(NodeKind::Global(Box::new(g)), 0, false)
     }
 
-    /// What is being called when `v` is called: a global, or something computed.
-    fn callee(v: &Val) -> (Option<&Rc<Node>>, bool) {
+    /// What is being called when `v` is called: a global (its node), or something computed.
+    fn callee(&self, v: &Val) -> (Option<NodeId>, bool) {
         match v {
-            Val::Node(n) => match &n.kind {
-                NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
-                _ => (None, true),
-            },
+            Val::Node(id) => self.callee_node(*id),
             _ => (None, true),
         }
     }
 
     /// The class whose methods run when an object is mutated (BUILD, APPEND on objects ...).
-    fn class_of(v: &Val) -> (Option<&Rc<Node>>, bool) {
+    fn class_of(&self, v: &Val) -> (Option<NodeId>, bool) {
         match v {
-            Val::OpaqueCall(_, Some(g)) => Self::callee_node(g),
+            Val::OpaqueCall(_, Some(g)) => self.callee_node(*g),
             Val::OpaqueCall(_, None) => (None, true),
-            Val::Node(n) => match &n.kind {
-                NodeKind::Call(c) => Self::callee(&c.callable),
+            Val::Node(id) => match self.arena.kind(v) {
+                Some(NodeKind::Call(c)) => self.callee(&c.callable),
                 // setattr / extend on a module or class object itself.
-                NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
+                Some(NodeKind::Global(_)) => self.callee_node(*id),
                 _ => (None, true),
             },
             _ => (None, true),
         }
     }
 
-    fn callee_node(n: &Rc<Node>) -> (Option<&Rc<Node>>, bool) {
-        match &n.kind {
-            NodeKind::Global(g) => (Some(n), g.module == DYNAMIC_MODULE),
-            _ => (None, true),
+    fn callee_node(&self, id: NodeId) -> (Option<NodeId>, bool) {
+        match self.arena.global_of(Some(id)) {
+            Some(g) => (Some(id), g.module == DYNAMIC_MODULE),
+            None => (None, true),
         }
+    }
+
+    /// The import a global node stands for.
+    fn gref(&self, g: Option<NodeId>) -> Option<GlobalRef> {
+        self.arena.global_of(g).cloned()
     }
 
     /// Whether a call site is worth recording: every call of something computed (up to
@@ -532,14 +567,14 @@ impl<'a, 't> Machine<'a, 't> {
     /// of `persistent_load`) per kind; later ones are counted in `calls_repeated`. A pickle of
     /// 160k `_codecs.encode` bytes or torch storages then needs neither the memory nor the
     /// time to render each one.
-    fn want_call(&mut self, kind: CallKind, g: Option<&Rc<Node>>, computed: bool) -> bool {
+    fn want_call(&mut self, kind: CallKind, g: Option<NodeId>, computed: bool) -> bool {
         if computed {
             return true;
         }
         let key = &mut self.call_key;
         key.clear();
         key.push(kind as u8 as char);
-        if let Some(NodeKind::Global(g)) = g.map(|g| &g.kind) {
+        if let Some(g) = self.arena.global_of(g) {
             key.push_str(&g.module);
             key.push('\n');
             key.push_str(&g.name);
@@ -614,7 +649,7 @@ impl<'a, 't> Machine<'a, 't> {
     }
 
     fn render(&self, v: &Val) -> String {
-        value::render(v, self.data, SUMMARY_CHARS)
+        value::render(&self.arena, v, self.data, SUMMARY_CHARS)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -736,6 +771,325 @@ impl<'a, 't> Machine<'a, 't> {
     }
 
     // -----------------------------------------------------------------------------------------
+    // The fast path
+
+    /// An opcode boundary: every live value is on the stack or in the memo.
+    fn collect(&mut self) {
+        self.arena
+            .collect(self.stack.iter().copied().chain(self.memo.roots()));
+    }
+
+    /// Runs, straight from the input, the opcodes that large data pickles are made of (ints,
+    /// floats, short strings, marks, tuples, the memo, list/dict building), until one needs
+    /// the general path: another opcode, an argument that reaches past `Reader::plain_end`
+    /// (where framing has effects), or any state in which the opcode would fail, hit a limit
+    /// or record an anomaly. That opcode is left unread for [`Machine::step`], which runs it
+    /// with every check. Each opcode here has exactly the effect `step` gives it; the checks
+    /// that are skipped are the ones that cannot fire once the conditions above hold.
+    fn fast(&mut self) {
+        let data = self.data;
+        let lim = self.lim();
+        let mut pos = self.r.pos();
+        // The value this loop last pushed, while it is the top of the stack: MEMOIZE and PUT
+        // store it without reading it back from the stack (a read right after the write of
+        // a 16-byte value stalls on store forwarding: that was a quarter of the time).
+        let mut top: Option<Val> = None;
+        // How many values at the top of the stack this loop pushed as plain scalars (no node,
+        // nothing opaque): a tuple of them needs no look at its items to know its depth.
+        let mut scalars = 0usize;
+        // `report.opcodes`, counted here and written back on the way out.
+        let mut ops = self.report.opcodes;
+        loop {
+            let end = self.r.plain_end().min(data.len());
+            while pos < end {
+                if ops >= lim.max_opcodes {
+                    break;
+                }
+                let room = self.stack.len() < self.max_stack;
+                let next = match data[pos] {
+                    op::MARK if self.marks.len() < lim.max_marks => {
+                        self.marks.push(self.stack.len());
+                        pos + 1
+                    }
+                    op::NONE | op::NEWTRUE | op::NEWFALSE if room => {
+                        let v = match data[pos] {
+                            op::NONE => Val::None,
+                            c => Val::Bool(c == op::NEWTRUE),
+                        };
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars += 1;
+                        pos + 1
+                    }
+                    op::BININT1 if room && pos + 2 <= end => {
+                        let v = Val::Int(data[pos + 1] as i64);
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars += 1;
+                        pos + 2
+                    }
+                    op::BININT2 if room && pos + 3 <= end => {
+                        let b = [data[pos + 1], data[pos + 2]];
+                        let v = Val::Int(u16::from_le_bytes(b) as i64);
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars += 1;
+                        pos + 3
+                    }
+                    op::BININT if room && pos + 5 <= end => {
+                        let Some(b) = le4(data, pos + 1) else { break };
+                        let v = Val::Int(i32::from_le_bytes(b) as i64);
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars += 1;
+                        pos + 5
+                    }
+                    op::BINFLOAT if room && pos + 9 <= end => {
+                        let Some(b) = data.get(pos + 1..pos + 9).and_then(|b| b.try_into().ok())
+                        else {
+                            break;
+                        };
+                        let v = Val::Float(f64::from_be_bytes(b));
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars += 1;
+                        pos + 9
+                    }
+                    c @ (op::SHORT_BINUNICODE
+                    | op::BINUNICODE
+                    | op::SHORT_BINBYTES
+                    | op::BINBYTES)
+                        if room =>
+                    {
+                        // Text and bytes kept as spans of the input: ASCII text (other UTF-8
+                        // and surrogates take the general path) within `max_kept_bytes`.
+                        let (s, n) = if c == op::SHORT_BINUNICODE || c == op::SHORT_BINBYTES {
+                            match data.get(pos + 1) {
+                                Some(&n) => (pos + 2, n as usize),
+                                None => break,
+                            }
+                        } else {
+                            match le4(data, pos + 1) {
+                                Some(b) => (pos + 5, u32::from_le_bytes(b) as usize),
+                                None => break,
+                            }
+                        };
+                        if n > lim.max_kept_bytes || s + n > end {
+                            break;
+                        }
+                        let Some(span) = Span::new(s, n) else { break };
+                        if c == op::SHORT_BINUNICODE || c == op::BINUNICODE {
+                            if !ascii(&data[s..s + n]) {
+                                break;
+                            }
+                            let v = Val::Str(span);
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars += 1;
+                        } else {
+                            let v = Val::Bytes(span);
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars += 1;
+                        }
+                        s + n
+                    }
+                    c @ (op::MEMOIZE | op::BINPUT | op::LONG_BINPUT) => {
+                        let (idx, next) = match c {
+                            op::MEMOIZE => (self.memo.len() as u64, pos + 1),
+                            op::BINPUT if pos + 2 <= end => (data[pos + 1] as u64, pos + 2),
+                            op::LONG_BINPUT if pos + 5 <= end => match le4(data, pos + 1) {
+                                Some(b) => (u32::from_le_bytes(b) as u64, pos + 5),
+                                None => break,
+                            },
+                            _ => break,
+                        };
+                        // No anomaly (huge index), no limit, no underflow: else the general path.
+                        if idx >= MEMO_HUGE
+                            || self.memo.len() >= lim.max_memo_entries
+                            || self.stack.len() <= self.fence()
+                        {
+                            break;
+                        }
+                        let v = match top {
+                            Some(v) => v,
+                            None => match self.stack.last() {
+                                Some(&v) => v,
+                                None => break,
+                            },
+                        };
+                        if !self.memo.put_common(idx, &v, &self.arena) {
+                            self.memo.put(idx, v, &mut self.arena);
+                        }
+                        next
+                    }
+                    c @ (op::BINGET | op::LONG_BINGET) if room => {
+                        let (idx, next) = if c == op::BINGET {
+                            match data.get(pos + 1) {
+                                Some(&i) => (i as u64, pos + 2),
+                                None => break,
+                            }
+                        } else {
+                            match le4(data, pos + 1) {
+                                Some(b) => (u32::from_le_bytes(b) as u64, pos + 5),
+                                None => break,
+                            }
+                        };
+                        if next > end {
+                            break;
+                        }
+                        let Some(v) = self.memo.get(idx) else { break };
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars = 0;
+                        next
+                    }
+                    c @ (op::TUPLE | op::TUPLE1 | op::TUPLE2 | op::TUPLE3 | op::EMPTY_TUPLE) => {
+                        // Where the items start, and the fence once TUPLE has taken its mark.
+                        let len = self.stack.len();
+                        let (start, fence) = match c {
+                            op::TUPLE => match self.marks.len() {
+                                0 => break,
+                                k => (
+                                    self.marks[k - 1],
+                                    if k >= 2 { self.marks[k - 2] } else { 0 },
+                                ),
+                            },
+                            op::EMPTY_TUPLE if room => (len, self.fence()),
+                            op::EMPTY_TUPLE => break,
+                            _ => match len.checked_sub((c - op::TUPLE1 + 1) as usize) {
+                                Some(s) => (s, self.fence()),
+                                None => break,
+                            },
+                        };
+                        // (An empty tuple on a full stack: the push fails in `step`.)
+                        if start < fence || start > len || (start == len && !room) {
+                            break;
+                        }
+                        if self.arena.wants_collect() {
+                            self.collect();
+                        }
+                        if c == op::TUPLE {
+                            self.marks.pop();
+                        }
+                        if c != op::EMPTY_TUPLE && len - start <= value::INLINE {
+                            let id = self.arena.small_tuple_id(
+                                &self.stack[start..],
+                                top.filter(|_| start < len),
+                                scalars >= len - start,
+                                lim.max_value_depth,
+                            );
+                            self.stack.truncate(start);
+                            // Made here from the id, not returned as a `Val` (see
+                            // `Arena::small_tuple_id`).
+                            let v = match id {
+                                Some(id) => Val::Node(id),
+                                None => Val::Unknown,
+                            };
+                            self.stack.push(v);
+                            top = Some(v);
+                            scalars = 0;
+                            ops += 1;
+                            pos += 1;
+                            continue;
+                        }
+                        let v = if c == op::EMPTY_TUPLE {
+                            self.tuple(Vec::new())
+                        } else {
+                            match self.tuple_from_stack(start) {
+                                Ok(v) => v,
+                                Err(_) => break, // not reached: checked above
+                            }
+                        };
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars = 0;
+                        pos + 1
+                    }
+                    c @ (op::EMPTY_LIST | op::EMPTY_DICT) if room => {
+                        if self.arena.wants_collect() {
+                            self.collect();
+                        }
+                        let v = self.new_coll(if c == op::EMPTY_LIST {
+                            NodeKind::List
+                        } else {
+                            NodeKind::Dict
+                        });
+                        self.stack.push(v);
+                        top = Some(v);
+                        scalars = 0;
+                        pos + 1
+                    }
+                    c @ (op::APPEND | op::APPENDS | op::SETITEM | op::SETITEMS) => {
+                        // Only onto a plain list / dict (or a list the memo kept the type of):
+                        // what `do_append` / `do_setitems` do without a call or an error.
+                        let len = self.stack.len();
+                        let (x, fence) = match c {
+                            op::APPEND | op::SETITEM => {
+                                let k = if c == op::APPEND { 1 } else { 2 };
+                                match len.checked_sub(k) {
+                                    Some(x) => (x, self.fence()),
+                                    None => break,
+                                }
+                            }
+                            _ => match self.marks.len() {
+                                0 => break,
+                                k => (
+                                    self.marks[k - 1],
+                                    if k >= 2 { self.marks[k - 2] } else { 0 },
+                                ),
+                            },
+                        };
+                        if x == 0 || x > len || x < fence {
+                            break;
+                        }
+                        let target = self.stack[x - 1];
+                        let list = c == op::APPEND || c == op::APPENDS;
+                        let ok = match self.arena.kind(&target) {
+                            Some(NodeKind::List(_)) => list,
+                            Some(NodeKind::Dict(_)) => !list && (len - x).is_multiple_of(2),
+                            None => list && matches!(target, Val::Opaque(Opaque::List, _)),
+                            _ => false,
+                        };
+                        if !ok {
+                            break;
+                        }
+                        if c == op::APPENDS || c == op::SETITEMS {
+                            self.marks.pop();
+                        }
+                        match (list, target) {
+                            (true, Val::Node(id)) => self.extend_plain(id, x),
+                            (false, Val::Node(id)) => {
+                                let mut i = x;
+                                while i + 1 < len {
+                                    let (k, v) = (self.stack[i], self.stack[i + 1]);
+                                    self.add_pair(id, k, v);
+                                    i += 2;
+                                }
+                            }
+                            _ => {}
+                        }
+                        self.stack.truncate(x);
+                        top = None;
+                        scalars = 0;
+                        pos + 1
+                    }
+                    _ => break,
+                };
+                ops += 1;
+                pos = next;
+            }
+            self.report.opcodes = ops;
+            self.r.advance_to(pos);
+            // At the end of a frame the plain region may go on (in memory, a read may now
+            // cross where the frame ended); otherwise the general path takes over.
+            if pos < end || self.r.plain_end() <= end {
+                return;
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
     // The loop
 
     fn step(&mut self, off: usize) -> Result<Flow, Brk> {
@@ -843,8 +1197,9 @@ impl<'a, 't> Machine<'a, 't> {
                 self.stack.truncate(m);
             }
             op::DUP => {
-                let v = self.top()?.clone();
+                let v = *self.top()?;
                 self.push(v)?;
+                self.arena.share(&v);
             }
             op::NONE => self.push(Val::None)?,
             op::NEWTRUE => self.push(Val::Bool(true))?,
@@ -865,14 +1220,16 @@ impl<'a, 't> Machine<'a, 't> {
                 }
                 let line = self.number_line(off, s, n);
                 let v = text::c_long(line).ok_or_else(|| bad("invalid literal for LONG"))?;
-                self.push(Self::int_val(v))?;
+                let v = self.int_val(v);
+                self.push(v)?;
             }
             op::LONG1 | op::LONG4 => {
                 let Arg::Data(s, n) = arg else {
                     return Err(bad("data"));
                 };
                 let v = text::le_twos_complement(self.bytes_of(s, n));
-                self.push(Self::int_val(v))?;
+                let v = self.int_val(v);
+                self.push(v)?;
             }
             op::FLOAT => {
                 let Arg::Line(s, n) = arg else {
@@ -952,20 +1309,24 @@ impl<'a, 't> Machine<'a, 't> {
                 let v = self.tuple_from_stack(self.stack.len() - n)?;
                 self.push(v)?;
             }
-            op::EMPTY_LIST => self.push(Val::Node(Self::new_coll(NodeKind::List)))?,
-            op::EMPTY_DICT => self.push(Val::Node(Self::new_coll(NodeKind::Dict)))?,
-            op::EMPTY_SET => self.push(Val::Node(Self::new_coll(NodeKind::Set)))?,
+            op::EMPTY_LIST | op::EMPTY_DICT | op::EMPTY_SET => {
+                let v = self.new_coll(match code {
+                    op::EMPTY_LIST => NodeKind::List,
+                    op::EMPTY_DICT => NodeKind::Dict,
+                    _ => NodeKind::Set,
+                });
+                self.push(v)?;
+            }
             op::LIST => {
                 let m = self.marker()?;
                 let items = self.pop_from(m)?;
-                let node = Self::new_coll(NodeKind::List);
-                if let NodeKind::List(c) = &node.kind {
-                    let mut c = c.borrow_mut();
+                let v = self.new_coll(NodeKind::List);
+                if let Val::Node(id) = v {
                     for it in items {
-                        self.add_item(&node, &mut c, it);
+                        self.add_item(id, it);
                     }
                 }
-                self.push(Val::Node(node))?;
+                self.push(v)?;
             }
             op::DICT => {
                 let m = self.marker()?;
@@ -973,30 +1334,24 @@ impl<'a, 't> Machine<'a, 't> {
                     return Err(loader("odd number of items for DICT"));
                 }
                 let items = self.pop_from(m)?;
-                let node = Self::new_coll(NodeKind::Dict);
-                if let NodeKind::Dict(c) = &node.kind {
-                    let mut c = c.borrow_mut();
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        self.add_pair(&node, &mut c, k, v);
+                let v = self.new_coll(NodeKind::Dict);
+                if let Val::Node(id) = v {
+                    for kv in items.chunks_exact(2) {
+                        self.add_pair(id, kv[0], kv[1]);
                     }
                 }
-                self.push(Val::Node(node))?;
+                self.push(v)?;
             }
             op::FROZENSET => {
                 let m = self.marker()?;
                 let items = self.pop_from(m)?;
-                let node = Node::new(NodeKind::FrozenSet(Coll::default()), 1, true);
-                let mut coll = Coll::default();
-                for it in items {
-                    self.add_item(&node, &mut coll, it);
+                let v = self.new_coll(NodeKind::FrozenSet);
+                if let Val::Node(id) = v {
+                    for it in items {
+                        self.add_item(id, it);
+                    }
                 }
-                let (depth, plain) = (node.depth.get(), node.plain.get());
-                let storage = node.storage.get();
-                drop(node);
-                let n = Node::new(NodeKind::FrozenSet(coll), depth, plain);
-                n.storage.set(storage);
-                self.push(Val::Node(n))?;
+                self.push(v)?;
             }
             op::APPEND => {
                 let x = self.stack.len().wrapping_sub(1);
@@ -1023,8 +1378,8 @@ impl<'a, 't> Machine<'a, 't> {
             op::REDUCE => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                check_callable(&callable)?;
-                if !maybe_tuple(&args) {
+                check_callable(&self.arena, &callable)?;
+                if !maybe_tuple(&self.arena, &args) {
                     return Err(loader("argument list must be a tuple"));
                 }
                 self.call(CallKind::Reduce, off, callable, args, None)?;
@@ -1037,8 +1392,9 @@ impl<'a, 't> Machine<'a, 't> {
                 };
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                check_callable(&cls).map_err(|_| loader("NEWOBJ class argument must be a type"))?;
-                if !maybe_tuple(&args) {
+                check_callable(&self.arena, &cls)
+                    .map_err(|_| loader("NEWOBJ class argument must be a type"))?;
+                if !maybe_tuple(&self.arena, &args) {
                     return Err(loader("NEWOBJ args argument must be a tuple"));
                 }
                 let kind = if code == op::NEWOBJ {
@@ -1055,7 +1411,7 @@ impl<'a, 't> Machine<'a, 't> {
                 }
                 let args = self.pop_from(m + 1)?;
                 let cls = self.pop()?;
-                check_callable(&cls)?;
+                check_callable(&self.arena, &cls)?;
                 let args = self.tuple(args);
                 self.call(CallKind::Obj, off, cls, args, None)?;
             }
@@ -1066,14 +1422,14 @@ impl<'a, 't> Machine<'a, 't> {
                     Arg::Int(i) => i as i128,
                     _ => self.text_index(off, arg)?,
                 };
-                let v = self.top()?.clone();
+                let v = *self.top()?;
                 if idx < 0 {
                     return Err(loader("negative PUT argument"));
                 }
                 self.memo_put(off, idx as u64, v)?;
             }
             op::MEMOIZE => {
-                let v = self.top()?.clone();
+                let v = *self.top()?;
                 let idx = self.memo.len() as u64;
                 self.memo_put(off, idx, v)?;
             }
@@ -1153,7 +1509,7 @@ impl<'a, 't> Machine<'a, 't> {
                         | Val::Str(_)
                         | Val::Opaque(Opaque::Str | Opaque::Tuple | Opaque::List | Opaque::Dict, _)
                 ) || matches!(
-                    v.node(),
+                    self.arena.kind(v),
                     Some(
                         NodeKind::Text { .. }
                             | NodeKind::Tuple(_)
@@ -1178,7 +1534,7 @@ impl<'a, 't> Machine<'a, 't> {
             self.anomaly(off, AnomalyKind::FrameRunsPastStop { bytes: left as u64 });
         }
         let depth = self.lim().max_value_depth.clamp(1, 256);
-        self.report.result = Some(value::materialize(&v, self.data, depth));
+        self.report.result = Some(value::materialize(&self.arena, &v, self.data, depth));
         Ok(Flow::Stop)
     }
 
@@ -1195,7 +1551,7 @@ impl<'a, 't> Machine<'a, 't> {
             text::c_int(line).ok_or_else(|| bad("could not convert string to int"))?;
         let v = match (v, is_bool) {
             (IntVal::Small(x), true) => Val::Bool(x == 1),
-            (v, _) => Self::int_val(v),
+            (v, _) => self.int_val(v),
         };
         self.push(v)
     }
@@ -1227,7 +1583,7 @@ impl<'a, 't> Machine<'a, 't> {
                     let b = e.into_bytes();
                     let len = b.len() as u64;
                     let cut = b.len().min(self.lim().max_kept_bytes);
-                    Val::Node(Node::new(
+                    self.alloc(
                         NodeKind::Blob {
                             kept: b[..cut].into(),
                             len,
@@ -1235,7 +1591,7 @@ impl<'a, 't> Machine<'a, 't> {
                         },
                         0,
                         true,
-                    ))
+                    )
                 }
             }
         };
@@ -1275,12 +1631,25 @@ impl<'a, 't> Machine<'a, 't> {
         self.push(g)
     }
 
+    /// The text of a `str` value: borrowed from the input when it is a span of it.
+    fn text_of(&self, v: &Val) -> Option<Cow<'a, str>> {
+        match v {
+            Val::Str(s) => std::str::from_utf8(s.bytes(self.data))
+                .ok()
+                .map(Cow::Borrowed),
+            _ => self
+                .arena
+                .as_str(v, self.data)
+                .map(|t| Cow::Owned(t.to_owned())),
+        }
+    }
+
     fn op_stack_global(&mut self, off: usize) -> Result<(), Brk> {
         let name = self.pop()?;
         let module = self.pop()?;
-        let (m, n) = (module.as_str(self.data), name.as_str(self.data));
+        let (m, n) = (self.text_of(&module), self.text_of(&name));
         if let (Some(m), Some(n)) = (m, n) {
-            let g = self.import(m, n, off, "STACK_GLOBAL");
+            let g = self.import(&m, &n, off, "STACK_GLOBAL");
             return self.push(g);
         }
         // Exact str only (§1.6). A value the machine cannot know (a call result, a persistent
@@ -1289,9 +1658,12 @@ impl<'a, 't> Machine<'a, 't> {
             matches!(
                 v,
                 Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Str, _)
-            ) || matches!(v.node(), Some(NodeKind::Call(_) | NodeKind::Persistent(_)))
+            ) || matches!(
+                self.arena.kind(v),
+                Some(NodeKind::Call(_) | NodeKind::Persistent(_))
+            )
         };
-        let ok = |v: &Val| v.as_str(self.data).is_some() || unknowable(v);
+        let ok = |v: &Val| self.arena.as_str(v, self.data).is_some() || unknowable(v);
         if !(ok(&module) && ok(&name)) {
             return Err(loader("STACK_GLOBAL requires str"));
         }
@@ -1312,11 +1684,8 @@ impl<'a, 't> Machine<'a, 't> {
             proto: self.proto,
         };
         self.record_global(&g);
-        self.push(Val::Node(Node::new(
-            NodeKind::Global(Box::new(g)),
-            0,
-            false,
-        )))
+        let v = self.alloc(NodeKind::Global(Box::new(g)), 0, false);
+        self.push(v)
     }
 
     /// Records a call and pushes its (symbolic) result.
@@ -1328,43 +1697,42 @@ impl<'a, 't> Machine<'a, 't> {
         args: Val,
         kwargs: Option<Val>,
     ) -> Result<(), Brk> {
-        let (g, computed) = Self::callee(&callable);
-        let g = g.cloned();
-        let want = self.want_call(kind, g.as_ref(), computed);
-        let depth = callable
-            .depth()
-            .max(args.depth())
-            .max(kwargs.as_ref().map_or(0, Val::depth))
+        let (g, computed) = self.callee(&callable);
+        let want = self.want_call(kind, g, computed);
+        let a = &self.arena;
+        let depth = a
+            .depth(&callable)
+            .max(a.depth(&args))
+            .max(kwargs.as_ref().map_or(0, |k| a.depth(k)))
             .saturating_add(1);
-        let storage = callable.holds_storage()
-            || args.holds_storage()
-            || kwargs.as_ref().is_some_and(Val::holds_storage);
-        let node = if depth as usize > self.lim().max_value_depth {
-            None
+        let storage = a.holds_storage(&callable)
+            || a.holds_storage(&args)
+            || kwargs.as_ref().is_some_and(|k| a.holds_storage(k));
+        let v = if depth as usize > self.lim().max_value_depth {
+            Val::Unknown
         } else {
-            Some(Node::new(
+            let v = self.alloc(
                 NodeKind::Call(Box::new(CallNode {
                     kind,
                     callable,
                     args,
                     kwargs,
-                    state: Default::default(),
-                    extra: Default::default(),
+                    state: None,
+                    extra: Coll::default(),
                 })),
                 depth,
                 false,
-            ))
+            );
+            self.set_storage(&v, storage);
+            v
         };
-        if let Some(n) = &node {
-            n.storage.set(storage);
-        }
-        let v = node.map_or(Val::Unknown, Val::Node);
         if want {
             let mut summary = self.render(&v);
             if kind == CallKind::NewObj || kind == CallKind::NewObjEx {
                 summary.push_str(" [__new__]");
             }
-            self.record_call(kind, off, gref(g.as_ref()), computed, summary);
+            let g = self.gref(g);
+            self.record_call(kind, off, g, computed, summary);
         }
         self.push(v)
     }
@@ -1385,11 +1753,11 @@ impl<'a, 't> Machine<'a, 't> {
                 format!("persistent_load({summary})"),
             );
         }
-        let depth = pid.depth().saturating_add(1);
+        let depth = self.arena.depth(&pid).saturating_add(1);
         let v = if depth as usize > self.lim().max_value_depth {
             Val::Unknown
         } else {
-            Val::Node(Node::new(NodeKind::Persistent(pid), depth, false))
+            self.alloc(NodeKind::Persistent(pid), depth, false)
         };
         self.push(v)
     }
@@ -1404,7 +1772,7 @@ impl<'a, 't> Machine<'a, 't> {
             });
         }
         self.note(|| format!("memo[{idx}] ="));
-        self.memo.put(idx, v);
+        self.memo.put(idx, v, &mut self.arena);
         Ok(())
     }
 
@@ -1420,8 +1788,8 @@ impl<'a, 't> Machine<'a, 't> {
         if x < self.fence() {
             return Err(self.underflow()); // what pop_from(x) checks
         }
-        let target = self.stack[x - 1].clone();
-        let plain = match (kind, target.node()) {
+        let target = self.stack[x - 1];
+        let plain = match (kind, self.arena.kind(&target)) {
             (CallKind::Append, Some(NodeKind::List(_))) => true,
             (CallKind::AddItems, Some(NodeKind::Set(_))) => true,
             // Containers the memo kept only the type of: the items are dropped.
@@ -1433,22 +1801,14 @@ impl<'a, 't> Machine<'a, 't> {
         };
         if plain {
             // The items move straight from the stack (no vector per batch).
-            let mut stack = std::mem::take(&mut self.stack);
-            if let Val::Node(n) = &target {
-                if let NodeKind::List(c) | NodeKind::Set(c) = &n.kind {
-                    if let Ok(mut c) = c.try_borrow_mut() {
-                        for it in stack.drain(x..) {
-                            self.add_item(n, &mut c, it);
-                        }
-                    }
-                }
+            if let Val::Node(id) = target {
+                self.extend_plain(id, x);
             }
-            stack.truncate(x);
-            self.stack = stack;
+            self.stack.truncate(x);
             return Ok(());
         }
         let items = self.pop_from(x)?;
-        if !is_object(&target) {
+        if !is_object(&self.arena, &target) {
             let what = if kind == CallKind::Append {
                 "extend"
             } else {
@@ -1456,9 +1816,8 @@ impl<'a, 't> Machine<'a, 't> {
             };
             return Err(loader(format!("object has no attribute '{what}'")));
         }
-        let (g, computed) = Self::class_of(&target);
-        let g = g.cloned();
-        if self.want_call(kind, g.as_ref(), computed) {
+        let (g, computed) = self.class_of(&target);
+        if self.want_call(kind, g, computed) {
             let items_t = self.tuple(items.clone());
             let method = if kind == CallKind::Append {
                 "extend"
@@ -1470,16 +1829,45 @@ impl<'a, 't> Machine<'a, 't> {
                 self.render(&target),
                 self.render(&items_t)
             );
-            self.record_call(kind, off, gref(g.as_ref()), computed, summary);
+            let g = self.gref(g);
+            self.record_call(kind, off, g, computed, summary);
         }
-        if let Some(NodeKind::Call(c)) = target.node() {
-            if let (Val::Node(n), Ok(mut e)) = (&target, c.extra.try_borrow_mut()) {
-                for it in items {
-                    self.add_item(n, &mut e, it);
-                }
+        if let (Some(NodeKind::Call(_)), Val::Node(id)) = (self.arena.kind(&target), target) {
+            for it in items {
+                self.add_item(id, it);
             }
         }
         Ok(())
+    }
+
+    /// Adds the stack values from `x` up to the plain list or set `id` (they stay on the stack;
+    /// the caller truncates). Once the list keeps all it may, only the count and storage-holding
+    /// values (torch tensors, kept up to [`KEEP_NONPLAIN`]) need a look, so a batch of a
+    /// data pickle's APPENDS costs one pass over the stack; the values not kept are discarded
+    /// (their slots are free again if nothing else refers to them).
+    fn extend_plain(&mut self, id: NodeId, x: usize) {
+        let end = self.stack.len();
+        let mut i = x;
+        while i < end {
+            let full = matches!(self.arena.coll_mut(id), Some(c) if c.items.len() >= KEEP_PLAIN);
+            if full {
+                let mut count = 0u64;
+                while let Some(it) = self.stack.get(i) {
+                    if !self.arena.discard_plain(it) {
+                        break;
+                    }
+                    count += 1;
+                    i += 1;
+                }
+                if let Some(c) = self.arena.coll_mut(id) {
+                    c.len += count;
+                }
+            }
+            if let Some(&it) = self.stack.get(i) {
+                self.add_item(id, it);
+                i += 1;
+            }
+        }
     }
 
     /// `do_setitems` (SETITEM, SETITEMS): `obj[k] = v` on any object.
@@ -1499,29 +1887,26 @@ impl<'a, 't> Machine<'a, 't> {
         if x < self.fence() {
             return Err(self.underflow()); // what pop_from(x) checks
         }
-        let target = self.stack[x - 1].clone();
-        if let Some(NodeKind::Dict(c)) = target.node() {
+        let target = self.stack[x - 1];
+        if let (Some(NodeKind::Dict(_)), Val::Node(id)) = (self.arena.kind(&target), target) {
             // The pairs move straight from the stack (no vector per batch).
-            let mut stack = std::mem::take(&mut self.stack);
-            if let (Val::Node(n), Ok(mut c)) = (&target, c.try_borrow_mut()) {
-                let mut it = stack.drain(x..);
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    self.add_pair(n, &mut c, k, v);
-                }
+            let mut i = x;
+            while i + 1 < self.stack.len() {
+                let (k, v) = (self.stack[i], self.stack[i + 1]);
+                self.add_pair(id, k, v);
+                i += 2;
             }
-            stack.truncate(x);
-            self.stack = stack;
+            self.stack.truncate(x);
             return Ok(());
         }
         let items = self.pop_from(x)?;
-        match target.node() {
+        match self.arena.kind(&target) {
             // list[i] = v: a plain store (no Python code) when it succeeds.
             Some(NodeKind::List(_)) => Ok(()),
             None if matches!(target, Val::Opaque(Opaque::Dict | Opaque::List, _)) => Ok(()),
-            _ if is_object(&target) => {
-                let (g, computed) = Self::class_of(&target);
-                let g = g.cloned();
-                if self.want_call(CallKind::SetItem, g.as_ref(), computed) {
+            _ if is_object(&self.arena, &target) => {
+                let (g, computed) = self.class_of(&target);
+                if self.want_call(CallKind::SetItem, g, computed) {
                     let first = match (items.first(), items.get(1)) {
                         (Some(k), Some(v)) => {
                             format!("{}] = {}", self.render(k), self.render(v))
@@ -1534,15 +1919,13 @@ impl<'a, 't> Machine<'a, 't> {
                         String::new()
                     };
                     let summary = format!("{}[{first}{more}", self.render(&target));
-                    let g = gref(g.as_ref());
+                    let g = self.gref(g);
                     self.record_call(CallKind::SetItem, off, g, computed, summary);
                 }
-                if let (Some(NodeKind::Call(c)), Val::Node(n)) = (target.node(), &target) {
-                    if let Ok(mut e) = c.extra.try_borrow_mut() {
-                        let mut it = items.into_iter();
-                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                            self.add_pair(n, &mut e, k, v);
-                        }
+                if let (Some(NodeKind::Call(_)), Val::Node(id)) = (self.arena.kind(&target), target)
+                {
+                    for kv in items.chunks_exact(2) {
+                        self.add_pair(id, kv[0], kv[1]);
                     }
                 }
                 Ok(())
@@ -1557,31 +1940,31 @@ impl<'a, 't> Machine<'a, 't> {
             return Err(self.underflow());
         }
         let state = self.pop()?;
-        let inst = self.top()?.clone();
-        if is_object(&inst) {
-            let (g, computed) = Self::class_of(&inst);
-            let g = g.cloned();
-            if self.want_call(CallKind::Build, g.as_ref(), computed) {
+        let inst = *self.top()?;
+        if is_object(&self.arena, &inst) {
+            let (g, computed) = self.class_of(&inst);
+            if self.want_call(CallKind::Build, g, computed) {
                 let summary = format!(
                     "{}.__setstate__({})",
                     self.render(&inst),
                     self.render(&state)
                 );
-                self.record_call(CallKind::Build, off, gref(g.as_ref()), computed, summary);
+                let g = self.gref(g);
+                self.record_call(CallKind::Build, off, g, computed, summary);
             }
         } else if !matches!(state, Val::None) {
             // Plain containers have neither __setstate__ nor __dict__.
             return Err(loader("BUILD state on an object without __dict__"));
         }
         let joblib_layout = if self.opts.joblib_arrays {
-            joblib::wrapper_layout(&inst, &state, self.data)
+            joblib::wrapper_layout(&self.arena, &inst, &state, self.data)
         } else {
             None
         };
-        if let (Some(NodeKind::Call(c)), Val::Node(n)) = (inst.node(), &inst) {
-            let st = self.fit(n, state);
-            if let Ok(mut s) = c.state.try_borrow_mut() {
-                *s = Some(st);
+        if let (Some(NodeKind::Call(_)), Val::Node(id)) = (self.arena.kind(&inst), inst) {
+            let st = self.fit(id, state);
+            if let Some(NodeKind::Call(c)) = self.arena.node_mut(id).map(|n| &mut n.kind) {
+                c.state = Some(st);
             }
         }
         if let Some(layout) = joblib_layout {
@@ -1680,63 +2063,51 @@ impl<'a, 't> Machine<'a, 't> {
         self.r.skip_raw_to(sub.next as usize);
         Ok(())
     }
+}
 
-    /// Breaks reference cycles (a list appended to itself through the memo ...) so that the
-    /// `Rc` graph is freed; only needed when a mutable object went inside another.
-    fn cleanup(&mut self) {
-        if !self.may_cycle {
-            return;
-        }
-        let mut seen: HashSet<*const Node> = HashSet::new();
-        let mut work: Vec<Rc<Node>> = Vec::new();
-        let roots = self.stack.iter().chain(self.memo.values());
-        for v in roots {
-            if let Val::Node(n) = v {
-                work.push(n.clone());
-            }
-        }
-        let mut drained: Vec<Rc<Node>> = Vec::new();
-        while let Some(n) = work.pop() {
-            if !seen.insert(Rc::as_ptr(&n)) {
-                continue;
-            }
-            let before = drained.len();
-            n.clear_shared(&mut drained);
-            n.for_each_child(&mut |c| {
-                if let Val::Node(c) = c {
-                    work.push(c.clone());
-                }
-            });
-            for d in &drained[before..] {
-                work.push(d.clone());
-            }
-        }
-        self.stack.clear();
-        self.memo.clear();
+/// `b.is_ascii()`, with the short texts of pickles checked as two overlapping words (the
+/// library's check goes byte by byte below a word's length).
+#[inline(always)]
+fn ascii(b: &[u8]) -> bool {
+    let n = b.len();
+    let w8 = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(!0, u64::from_le_bytes)
+    };
+    let w4 = |i: usize| {
+        b.get(i..i + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(!0, u32::from_le_bytes)
+    };
+    if (8..=16).contains(&n) {
+        (w8(0) | w8(n - 8)) & 0x8080_8080_8080_8080 == 0
+    } else if (4..8).contains(&n) {
+        (w4(0) | w4(n - 4)) & 0x8080_8080 == 0
+    } else {
+        b.is_ascii()
     }
 }
 
-/// The import a global node stands for.
-fn gref(n: Option<&Rc<Node>>) -> Option<GlobalRef> {
-    match &n?.kind {
-        NodeKind::Global(g) => Some((**g).clone()),
-        _ => None,
-    }
+/// Four bytes at `at`, if there are.
+#[inline]
+fn le4(data: &[u8], at: usize) -> Option<[u8; 4]> {
+    data.get(at..at.checked_add(4)?)?.try_into().ok()
 }
 
 /// Objects whose methods a mutation calls: call results, globals, persistent objects and values
 /// the machine cannot know.
-fn is_object(v: &Val) -> bool {
+fn is_object(a: &Arena, v: &Val) -> bool {
     matches!(v, Val::Unknown | Val::OpaqueCall(..))
         || matches!(
-            v.node(),
+            a.kind(v),
             Some(NodeKind::Call(_) | NodeKind::Global(_) | NodeKind::Persistent(_))
         )
 }
 
 /// Definitely-not-callable values make REDUCE/NEWOBJ/OBJ raise TypeError before any call.
-fn check_callable(v: &Val) -> Result<(), Brk> {
-    if is_object(v) {
+fn check_callable(a: &Arena, v: &Val) -> Result<(), Brk> {
+    if is_object(a, v) {
         Ok(())
     } else {
         Err(loader("object is not callable"))
@@ -1744,12 +2115,12 @@ fn check_callable(v: &Val) -> Result<(), Brk> {
 }
 
 /// `args` must be a tuple; values the machine cannot know might be one.
-fn maybe_tuple(v: &Val) -> bool {
+fn maybe_tuple(a: &Arena, v: &Val) -> bool {
     matches!(
         v,
         Val::Unknown | Val::OpaqueCall(..) | Val::Opaque(Opaque::Tuple, _)
     ) || matches!(
-        v.node(),
+        a.kind(v),
         Some(NodeKind::Tuple(_) | NodeKind::Call(_) | NodeKind::Persistent(_))
     )
 }

@@ -73,6 +73,26 @@ impl<'a> Reader<'a> {
         self.cur
     }
 
+    /// The end of the bytes that reads from `pos()` may take as plain contiguous bytes, with no
+    /// framing effect at all (no straddle, no refill, no error) as long as a read ends at or
+    /// before it: the rest of the file buffer in the file modes; in memory, the end of the
+    /// current frame (a read past it is a straddle worth reporting) or of the data. The
+    /// machine's fast path decodes opcodes straight from the slice up to here.
+    #[inline]
+    pub(crate) fn plain_end(&self) -> usize {
+        match self.mode {
+            ReadMode::InMemory if self.cur < self.lframe_end => self.lframe_end,
+            ReadMode::InMemory => self.data.len(),
+            _ => self.buf_end,
+        }
+    }
+
+    /// Moves past bytes the fast path took; `pos` is at most [`Reader::plain_end`].
+    #[inline]
+    pub(crate) fn advance_to(&mut self, pos: usize) {
+        self.cur = pos.min(self.plain_end()).max(self.cur);
+    }
+
     /// Bytes the current frame still holds (0 outside frames).
     pub(crate) fn frame_left(&self) -> usize {
         match self.mode {

@@ -815,3 +815,204 @@ fn repeated_calls_of_a_global_are_counted() {
     assert!(r.calls.len() < 100);
     assert_eq!(r.calls[0].summary, "_codecs.encode('x', 'latin1')");
 }
+
+/// A protocol 4 pickle shaped like the benchmark's dense input (a list of
+/// `(i, 'tok<i>', int32, float)` tuples, every string and tuple MEMOIZEd, APPENDS batches of
+/// `batch`), cut into FRAMEs of about `frame` bytes at opcode boundaries, as the pickler does.
+fn dense_like(n: usize, batch: usize, frame: usize) -> Vec<u8> {
+    let mut body: Vec<Vec<u8>> = vec![b"]\x94".to_vec()];
+    let mut i = 0;
+    while i < n {
+        body.push(b"(".to_vec());
+        for _ in 0..batch.min(n - i) {
+            let mut t = vec![b'('];
+            t.extend_from_slice(b"J");
+            t.extend_from_slice(&(i as i32).to_le_bytes());
+            let s = format!("tok{}", i % 50);
+            t.push(0x8c);
+            t.push(s.len() as u8);
+            t.extend_from_slice(s.as_bytes());
+            t.push(0x94);
+            t.push(b'J');
+            t.extend_from_slice(&(i as i32).wrapping_mul(-7919).to_le_bytes());
+            t.push(b'G');
+            t.extend_from_slice(&(i as f64 / 7.0).to_be_bytes());
+            t.extend_from_slice(b"t\x94");
+            body.push(t);
+            i += 1;
+        }
+        body.push(b"e".to_vec());
+    }
+    body.push(b".".to_vec());
+    let mut d = b"\x80\x04".to_vec();
+    let mut cur: Vec<u8> = Vec::new();
+    for op in body {
+        if cur.len() + op.len() > frame && !cur.is_empty() {
+            d.push(0x95);
+            d.extend_from_slice(&(cur.len() as u64).to_le_bytes());
+            d.append(&mut cur);
+        }
+        cur.extend_from_slice(&op);
+    }
+    d.push(0x95);
+    d.extend_from_slice(&(cur.len() as u64).to_le_bytes());
+    d.append(&mut cur);
+    d
+}
+
+/// Runs `data` through the general path only (a tracer turns the fast path off).
+fn general_path(data: &[u8], mode: ReadMode, o: &Options) -> PickleReport {
+    let mut log = OpLog(Vec::new());
+    Machine::new(data, 0, mode, o).with_tracer(&mut log).run()
+}
+
+/// Everything a report says, for comparing two runs.
+fn report_key(r: &PickleReport) -> String {
+    format!(
+        "{}\nresult={:?}",
+        serde_json::to_string(r).unwrap_or_default(),
+        r.result
+    )
+}
+
+#[test]
+fn fast_path_agrees_with_the_general_path() {
+    // The machine runs the opcodes of data pickles in a fast loop and everything else one
+    // opcode at a time with every check; both must give the same report, byte for byte, on
+    // well-formed, framed, mutated and random inputs, in every read mode.
+    // PEDIGREE_DIFF_ITERS / PEDIGREE_DIFF_SEED run more mutations, or others, locally.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let iters = env("PEDIGREE_DIFF_ITERS").unwrap_or(1500);
+    let mut rng = Rng(env("PEDIGREE_DIFF_SEED").unwrap_or(0x2545_F491_4F6C_DD1D) | 1);
+    let mut o = opts();
+    o.joblib_arrays = true;
+    o.limits.max_opcodes = 200_000;
+    let dense = dense_like(3000, 1000, 4096);
+    let mut seeds: Vec<Vec<u8>> = [P0, P1, P2, P3, P4, P5, STRADDLE, JOBLIB, TORCH]
+        .into_iter()
+        .chain(HAND.iter().copied())
+        .map(<[u8]>::to_vec)
+        .collect();
+    seeds.push(dense_like(40, 7, 64));
+    seeds.push(dense.clone());
+    let mut inputs = seeds.clone();
+    for _ in 0..iters {
+        let mut d = seeds[(rng.next() as usize) % seeds.len()].clone();
+        for _ in 0..1 + rng.next() % 4 {
+            if d.is_empty() {
+                break;
+            }
+            let at = (rng.next() as usize) % d.len();
+            match rng.next() % 3 {
+                0 => d[at] = rng.next() as u8,
+                1 => {
+                    d.remove(at);
+                }
+                _ => d.insert(at, OPCODES[(rng.next() as usize) % OPCODES.len()].code),
+            }
+        }
+        inputs.push(d);
+    }
+    for data in &inputs {
+        for mode in [
+            ReadMode::InMemory,
+            ReadMode::FileNoPeek,
+            ReadMode::PurePython,
+        ] {
+            let fast = analyze_one(data, 0, mode, &o);
+            let slow = general_path(data, mode, &o);
+            assert_eq!(
+                report_key(&fast),
+                report_key(&slow),
+                "{mode:?} on {:?}",
+                String::from_utf8_lossy(&data[..data.len().min(200)])
+            );
+        }
+    }
+    // The dense input itself loads whole, with the list's length and kept items right.
+    let r = one(&dense);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    let Some(Value::List { items, len }) = &r.result else {
+        panic!("list expected")
+    };
+    assert_eq!((*len, items.len()), (3000, 1024));
+    let t = |i: i64| {
+        Value::Tuple(vec![
+            Value::Int(i),
+            Value::Str {
+                text: format!("tok{}", i % 50),
+                len: format!("tok{}", i % 50).len() as u64,
+            },
+            Value::Int((i as i32).wrapping_mul(-7919) as i64),
+            Value::Float(i as f64 / 7.0),
+        ])
+    };
+    assert_eq!(items[0], t(0));
+    assert_eq!(items[1023], t(1023));
+}
+
+#[test]
+fn a_memoized_tuple_outlives_the_list_that_dropped_it() {
+    // A list that keeps all it may (1024 items) drops what is appended next; the nodes of
+    // dropped tuples are reused at once. A tuple the memo refers to must not be: here (5, 6)
+    // is memoized, appended to the full list, then 2000 more tuples are made and dropped, and
+    // GET of the memo still gives (5, 6) as the arguments of a call.
+    let mut d = b"\x80\x02]q\x00(".to_vec();
+    for _ in 0..1100 {
+        d.extend_from_slice(b"K\x07\x85");
+    }
+    d.extend_from_slice(b"e(K\x05K\x06\x86q\x01e(");
+    for _ in 0..2000 {
+        d.extend_from_slice(b"K\x09\x85");
+    }
+    d.extend_from_slice(b"e0cbuiltins\nprint\nh\x01R.");
+    let r = one(&d);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.calls.len(), 1);
+    assert_eq!(r.calls[0].summary, "builtins.print(5, 6)");
+    // The same with DUP instead of the memo: the copy left on the stack stays (5, 6).
+    let mut d = b"\x80\x02cbuiltins\nprint\n]q\x00(".to_vec();
+    for _ in 0..1100 {
+        d.extend_from_slice(b"K\x07\x85");
+    }
+    d.extend_from_slice(b"e(K\x05K\x06\x862e(");
+    for _ in 0..2000 {
+        d.extend_from_slice(b"K\x09\x85");
+    }
+    d.extend_from_slice(b"e.");
+    let r = general_path(&d, ReadMode::InMemory, &opts());
+    let f = one(&d);
+    assert_eq!(report_key(&r), report_key(&f));
+}
+
+#[test]
+fn nodes_kept_inside_containers_survive_collections() {
+    // 3000 inner lists each holding a tuple go into an outer list, with 20 dropped tuples
+    // made between them (60000 allocations: several collections of the node arena). Every
+    // kept inner list still holds its own tuple.
+    let mut d = b"\x80\x02]".to_vec();
+    for i in 0..3000u32 {
+        d.extend_from_slice(b"]M");
+        d.extend_from_slice(&(i as u16).to_le_bytes());
+        d.extend_from_slice(b"\x85a");
+        for _ in 0..20 {
+            d.extend_from_slice(b"K\x01\x850");
+        }
+        d.push(b'a');
+    }
+    d.push(b'.');
+    for r in [one(&d), general_path(&d, ReadMode::InMemory, &opts())] {
+        assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+        let Some(Value::List { items, len }) = &r.result else {
+            panic!("list expected")
+        };
+        assert_eq!((*len, items.len()), (3000, 1024));
+        for (i, it) in items.iter().enumerate() {
+            let want = Value::List {
+                items: vec![Value::Tuple(vec![Value::Int(i as i64)])],
+                len: 1,
+            };
+            assert_eq!(*it, want, "item {i}");
+        }
+    }
+}

@@ -18,6 +18,9 @@ pub enum BlobError {
     NotFound(String),
     #[error("blob storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Another request holds this upload (a chunk is being written to it right now).
+    #[error("another request is writing to this upload; retry")]
+    Busy,
     /// A blob store that cannot be set up as asked (bad URL, bad options).
     #[error("{0}")]
     Config(String),
@@ -100,6 +103,131 @@ pub trait BlobStore: Send + Sync {
     /// Readiness: the store is reachable and accepts writes (`/readyz`).
     async fn check(&self) -> Result<(), BlobError> {
         Ok(())
+    }
+
+    // --- resumable uploads. The bytes live in the store (a staging file inside a local store's
+    // directory, an S3 multipart upload), the bookkeeping in the metadata store, so any API
+    // process sharing both can take any chunk.
+
+    /// The smallest chunk but the last (S3 refuses parts under 5 MiB but the last).
+    fn min_chunk(&self) -> u64 {
+        1
+    }
+    /// The most chunks one upload may have (S3: 10,000 parts).
+    fn max_chunks(&self) -> u32 {
+        u32::MAX
+    }
+    /// Set up storage for upload `id`; `digest`, when announced, lets a remote store write
+    /// straight to the blob's final name (it still becomes visible only at completion).
+    async fn upload_begin(&self, id: &str, digest: Option<&str>)
+    -> Result<UploadTarget, BlobError>;
+    /// Receive chunk `seq` starting at byte `offset`. A local store's sink holds the upload's
+    /// lock until it is dropped, so the caller records the chunk before dropping it.
+    async fn upload_chunk(
+        &self,
+        t: &UploadTarget,
+        seq: u32,
+        offset: u64,
+    ) -> Result<Box<dyn ChunkSink>, BlobError>;
+    /// Publish the upload's first `size` bytes (chunks with `etags`, in order) as `digest`,
+    /// which the caller has verified. Durable when this returns.
+    async fn upload_complete(
+        &self,
+        t: &UploadTarget,
+        digest: &str,
+        size: u64,
+        etags: Vec<Option<String>>,
+    ) -> Result<(), BlobError>;
+    /// Drop an upload's bytes (expiry, or after completion where something is left).
+    async fn upload_abort(&self, t: &UploadTarget) -> Result<(), BlobError>;
+}
+
+/// Where a resumable upload's bytes are kept, as recorded in the metadata store.
+#[derive(Debug, Clone)]
+pub struct UploadTarget {
+    pub id: String,
+    /// Local: the staging file's name; S3: the object key the multipart upload completes to.
+    pub key: String,
+    /// S3 multipart upload id.
+    pub upload_id: Option<String>,
+}
+
+/// One chunk of a resumable upload on its way into the store.
+#[async_trait]
+pub trait ChunkSink: Send {
+    async fn write(&mut self, data: bytes::Bytes) -> Result<(), BlobError>;
+    /// Durable when this returns; the S3 part's ETag, if any.
+    async fn finish(&mut self) -> Result<Option<String>, BlobError>;
+}
+
+/// An upload session id as [`UploadTarget::id`] holds it: 32 hex digits. Checked before it
+/// names a file, though it comes from our own database.
+fn upload_file_name(id: &str) -> Result<&str, BlobError> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        Err(BlobError::Config(format!("bad upload id {id:?}")))
+    }
+}
+
+/// A local store's chunk: written at its offset in the upload's staging file under an
+/// exclusive `flock` on that file, which every process sharing the directory takes, so two
+/// processes never interleave writes to one upload; the lock is held until the sink is dropped,
+/// i.e. until the caller has recorded the chunk (or given it up).
+struct LocalChunk {
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+    path: PathBuf,
+}
+
+/// Large writes: each write_all moves megabytes per blocking call, not one network frame.
+const CHUNK_WRITE_BUF: usize = 8 << 20;
+
+impl LocalChunk {
+    async fn flush_buf(&mut self) -> Result<(), BlobError> {
+        let mut f = self.file.take().expect("file present");
+        let buf = std::mem::take(&mut self.buf);
+        let (f, buf, r) = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let r = f.write_all(&buf);
+            (f, buf, r)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?;
+        self.file = Some(f);
+        self.buf = buf;
+        self.buf.clear();
+        r.map_err(|e| {
+            BlobError::Io(std::io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", self.path.display()),
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl ChunkSink for LocalChunk {
+    async fn write(&mut self, data: bytes::Bytes) -> Result<(), BlobError> {
+        self.buf.extend_from_slice(&data);
+        if self.buf.len() >= CHUNK_WRITE_BUF {
+            self.flush_buf().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<Option<String>, BlobError> {
+        self.flush_buf().await?;
+        let f = self.file.take().expect("file present");
+        let (f, r) = tokio::task::spawn_blocking(move || {
+            let r = f.sync_data();
+            (f, r)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?;
+        self.file = Some(f);
+        r?;
+        Ok(None)
     }
 }
 
@@ -209,6 +337,12 @@ impl LocalBlobStore {
         Ok(LocalBlobStore { root })
     }
 
+    /// Resumable uploads in progress: inside the store's directory, so every process sharing
+    /// the store shares them, and completion is a rename on the same filesystem.
+    fn uploads_dir(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
     fn path_of(&self, digest: &str) -> Result<PathBuf, BlobError> {
         let hex = parse_digest(digest)?;
         Ok(self.root.join("sha256").join(&hex[..2]).join(hex))
@@ -298,4 +432,101 @@ impl BlobStore for LocalBlobStore {
         let len = f.metadata().await?.len();
         Ok((Box::pin(f), len))
     }
+
+    async fn upload_begin(
+        &self,
+        id: &str,
+        _digest: Option<&str>,
+    ) -> Result<UploadTarget, BlobError> {
+        let name = upload_file_name(id)?;
+        let dir = self.uploads_dir();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::File::create(dir.join(name)).await?;
+        // The empty file must survive a crash: chunks acknowledged later live in it.
+        fsync_dir(&dir).await?;
+        Ok(UploadTarget {
+            id: id.into(),
+            key: name.into(),
+            upload_id: None,
+        })
+    }
+
+    async fn upload_chunk(
+        &self,
+        t: &UploadTarget,
+        _seq: u32,
+        offset: u64,
+    ) -> Result<Box<dyn ChunkSink>, BlobError> {
+        let path = self.uploads_dir().join(upload_file_name(&t.key)?);
+        let file = locked_upload_file(&path, offset).await?;
+        Ok(Box::new(LocalChunk {
+            file: Some(file),
+            buf: Vec::with_capacity(CHUNK_WRITE_BUF),
+            path,
+        }))
+    }
+
+    async fn upload_complete(
+        &self,
+        t: &UploadTarget,
+        digest: &str,
+        size: u64,
+        _etags: Vec<Option<String>>,
+    ) -> Result<(), BlobError> {
+        let path = self.uploads_dir().join(upload_file_name(&t.key)?);
+        // Under the lock and cut to the acknowledged size: a writer that died mid-chunk may have
+        // left bytes past it, which are no part of the verified content.
+        let f = locked_upload_file(&path, size).await?;
+        tokio::task::spawn_blocking(move || f.sync_all())
+            .await
+            .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        let dest = self.path_of(digest)?;
+        let dir = dest.parent().expect("blob path has a parent");
+        tokio::fs::create_dir_all(dir).await?;
+        // Same filesystem (the staging area is inside the store): an atomic rename, no copy.
+        tokio::fs::rename(&path, &dest)
+            .await
+            .map_err(|e| store_error(digest, dir, e))?;
+        fsync_dir(dir).await?;
+        fsync_dir(&self.uploads_dir()).await?;
+        Ok(())
+    }
+
+    async fn upload_abort(&self, t: &UploadTarget) -> Result<(), BlobError> {
+        let path = self.uploads_dir().join(upload_file_name(&t.key)?);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Open an upload's staging file (never creating it: a missing one is a finished or expired
+/// upload), take its exclusive lock without waiting, and cut it to `len`, positioned there.
+async fn locked_upload_file(path: &Path, len: u64) -> Result<std::fs::File, BlobError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<std::fs::File, BlobError> {
+        use std::io::Seek;
+        let mut f = match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(format!(
+                    "upload staging file {}",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(BlobError::Busy),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        f.set_len(len)?;
+        f.seek(std::io::SeekFrom::Start(len))?;
+        Ok(f)
+    })
+    .await
+    .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
 }

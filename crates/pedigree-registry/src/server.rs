@@ -713,6 +713,26 @@ async fn take_chunk(
 /// already acknowledged (a retry after a lost answer) is accepted again without being stored
 /// twice if its bytes are the same.
 async fn upload_chunk(
+    st: St,
+    headers: HeaderMap,
+    id: UrlPath<String>,
+    body: Body,
+) -> Response {
+    match take_upload_chunk(st, headers, id, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Refused before its body was read (a wrong offset, too large): the rest of the body
+            // is still on the wire, so the connection cannot carry another request. Say so,
+            // rather than let the client reuse it and see its next request cut off.
+            let mut r = e.into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}
+
+async fn take_upload_chunk(
     State(st): St,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,

@@ -53,7 +53,12 @@ impl Cluster {
                 let db = TestDb::new(Engine::Postgres);
                 let moto = Moto::start();
                 let (st, body) = raw_http(moto.addr, "PUT", &format!("/{bucket}"), &[]).unwrap();
-                assert_eq!(st, 200, "creating the bucket: {}", String::from_utf8_lossy(&body));
+                assert_eq!(
+                    st,
+                    200,
+                    "creating the bucket: {}",
+                    String::from_utf8_lossy(&body)
+                );
                 let args = vec![
                     "--database-url".to_string(),
                     db.url().to_string(),
@@ -138,8 +143,8 @@ impl Cluster {
     /// Multipart uploads the bucket holds (not yet completed or aborted).
     fn open_multipart_uploads(&self) -> usize {
         let moto = self.moto.as_ref().unwrap();
-        let (st, body) = raw_http(moto.addr, "GET", &format!("/{}?uploads", self.bucket), &[])
-            .unwrap();
+        let (st, body) =
+            raw_http(moto.addr, "GET", &format!("/{}?uploads", self.bucket), &[]).unwrap();
         let body = String::from_utf8_lossy(&body);
         assert_eq!(st, 200, "listing multipart uploads: {body}");
         body.matches("<UploadId>").count()
@@ -237,25 +242,52 @@ fn alternate_retry_kill_and_complete(backing: Backing) {
     let id = ca.start_upload_for(&digest, size).unwrap();
     // Chunk 0 through A, chunk 1 through B.
     assert_eq!(ca.upload_chunk(&id, 0, c0.to_vec()).unwrap(), CHUNK as u64);
-    assert_eq!(cb.upload_offset(&id).unwrap(), CHUNK as u64, "B sees A's chunk");
-    assert_eq!(cb.upload_chunk(&id, CHUNK as u64, c1.to_vec()).unwrap(), 2 * CHUNK as u64);
+    assert_eq!(
+        cb.upload_offset(&id).unwrap(),
+        CHUNK as u64,
+        "B sees A's chunk"
+    );
+    assert_eq!(
+        cb.upload_chunk(&id, CHUNK as u64, c1.to_vec()).unwrap(),
+        2 * CHUNK as u64
+    );
     // Chunk 1 again through A, as after a lost answer: accepted, stored once.
-    assert_eq!(ca.upload_chunk(&id, CHUNK as u64, c1.to_vec()).unwrap(), 2 * CHUNK as u64);
+    assert_eq!(
+        ca.upload_chunk(&id, CHUNK as u64, c1.to_vec()).unwrap(),
+        2 * CHUNK as u64
+    );
     assert_eq!(ca.upload_offset(&id).unwrap(), 2 * CHUNK as u64);
     // The same offset with other bytes is no retry: refused, naming the expected offset.
     let mut other = c1.to_vec();
     other[7] ^= 1;
     let e = ca.upload_chunk(&id, CHUNK as u64, other).unwrap_err();
-    assert_eq!((e.status(), e.code()), (Some(409), Some("offset_mismatch")), "{e}");
-    assert_eq!(e.details().and_then(|d| d["offset"].as_u64()), Some(2 * CHUNK as u64));
-    // A chunk at a wrong offset through B: refused, naming the expected offset.
-    let e = cb.upload_chunk(&id, 3 * CHUNK as u64, c2.to_vec()).unwrap_err();
-    assert_eq!((e.status(), e.code()), (Some(409), Some("offset_mismatch")), "{e}");
-    assert!(
-        e.to_string().contains(&format!("expects offset {}", 2 * CHUNK)),
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(409), Some("offset_mismatch")),
         "{e}"
     );
-    assert_eq!(e.details().and_then(|d| d["offset"].as_u64()), Some(2 * CHUNK as u64));
+    assert_eq!(
+        e.details().and_then(|d| d["offset"].as_u64()),
+        Some(2 * CHUNK as u64)
+    );
+    // A chunk at a wrong offset through B: refused, naming the expected offset.
+    let e = cb
+        .upload_chunk(&id, 3 * CHUNK as u64, c2.to_vec())
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(409), Some("offset_mismatch")),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("expects offset {}", 2 * CHUNK)),
+        "{e}"
+    );
+    assert_eq!(
+        e.details().and_then(|d| d["offset"].as_u64()),
+        Some(2 * CHUNK as u64)
+    );
     assert_eq!(cb.upload_offset(&id).unwrap(), 2 * CHUNK as u64);
 
     // Chunk 2 is cut off: A receives 90% of it and is killed.
@@ -279,13 +311,31 @@ fn alternate_retry_kill_and_complete(backing: Backing) {
     assert_eq!(cb.upload_offset(&id).unwrap(), 2 * CHUNK as u64);
     // Completing early fails on the digest and keeps the upload.
     let e = cb.finish_upload(&id, &digest).unwrap_err();
-    assert!(e.to_string().contains("upload") && e.status() == Some(400), "{e}");
-    assert_eq!(cb.blob_size(&digest).unwrap(), None, "nothing visible before completion");
-    assert_eq!(cb.upload_chunk(&id, 2 * CHUNK as u64, c2.to_vec()).unwrap(), size);
-    assert_eq!(cb.blob_size(&digest).unwrap(), None, "nothing visible before completion");
+    assert!(
+        e.to_string().contains("upload") && e.status() == Some(400),
+        "{e}"
+    );
+    assert_eq!(
+        cb.blob_size(&digest).unwrap(),
+        None,
+        "nothing visible before completion"
+    );
+    assert_eq!(
+        cb.upload_chunk(&id, 2 * CHUNK as u64, c2.to_vec()).unwrap(),
+        size
+    );
+    assert_eq!(
+        cb.blob_size(&digest).unwrap(),
+        None,
+        "nothing visible before completion"
+    );
     assert_eq!(cb.finish_upload(&id, &digest).unwrap(), size);
     assert_eq!(cb.blob_size(&digest).unwrap(), Some(size));
-    assert_eq!(cl.leftovers(backing), 0, "the finished upload left bytes behind");
+    assert_eq!(
+        cl.leftovers(backing),
+        0,
+        "the finished upload left bytes behind"
+    );
     let e = cb.upload_offset(&id).unwrap_err();
     assert_eq!(e.status(), Some(404), "{e}");
 
@@ -341,7 +391,10 @@ fn idle_upload_expires(backing: Backing) {
     // The bytes go right after the record.
     let deadline = Instant::now() + Duration::from_secs(10);
     while cl.leftovers(backing) != 0 {
-        assert!(Instant::now() < deadline, "the expired upload's bytes remain");
+        assert!(
+            Instant::now() < deadline,
+            "the expired upload's bytes remain"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

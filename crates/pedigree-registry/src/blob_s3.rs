@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as ObjectPath;
 use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
 };
@@ -468,8 +468,9 @@ impl BlobStore for S3BlobStore {
         let parts = etags
             .into_iter()
             .map(|e| {
-                e.map(|content_id| PartId { content_id })
-                    .ok_or_else(|| BlobError::Config(format!("upload {}: a part without ETag", t.id)))
+                e.map(|content_id| PartId { content_id }).ok_or_else(|| {
+                    BlobError::Config(format!("upload {}: a part without ETag", t.id))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let key = ObjectPath::from(t.key.as_str());

@@ -571,7 +571,11 @@ impl Client {
                     offset = new;
                 }
                 Err(e)
-                    if (e.transient() || e.code() == Some("offset_mismatch"))
+                    // upload_busy: another request (an earlier attempt of this chunk whose
+                    // answer was lost) still holds the upload; it ends soon.
+                    if (e.transient()
+                        || e.code() == Some("offset_mismatch")
+                        || e.code() == Some("upload_busy"))
                         && failures < MAX_RETRIES =>
                 {
                     failures += 1;

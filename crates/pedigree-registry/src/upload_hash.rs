@@ -159,7 +159,11 @@ mod tests {
                 // Every step goes through the database form.
                 h = ResumableSha256::from_hex(&h.to_hex()).unwrap();
             }
-            assert_eq!(h.finalize(), <[u8; 32]>::from(Sha256::digest(&data)), "{cuts:?}");
+            assert_eq!(
+                h.finalize(),
+                <[u8; 32]>::from(Sha256::digest(&data)),
+                "{cuts:?}"
+            );
         }
         for n in [0usize, 1, 55, 56, 63, 64, 65, 119, 128] {
             let mut h = ResumableSha256::new();

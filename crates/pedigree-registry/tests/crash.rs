@@ -268,8 +268,16 @@ fn kill9_during_uploads_loses_nothing_acknowledged(engine: Engine) {
                 .bearer_auth(&token)
                 .send()
                 .unwrap();
-            assert_eq!(r.status(), 200, "upload {id} lost after kill -9 (iteration {it})");
-            let held: usize = r.headers()["upload-offset"].to_str().unwrap().parse().unwrap();
+            assert_eq!(
+                r.status(),
+                200,
+                "upload {id} lost after kill -9 (iteration {it})"
+            );
+            let held: usize = r.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(
                 held == acked || held == data.len(),
                 "upload {id}: server holds {held} bytes, {acked} were acknowledged"

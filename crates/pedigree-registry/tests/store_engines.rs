@@ -127,12 +127,32 @@ async fn upload_records(s: &SqlStore) {
         hash_state: format!("state-{seq}"),
         etag: Some(format!("etag-{seq}")),
     };
-    assert!(s.commit_upload_chunk("u1", 0, &chunk(0, 0, 10)).await.unwrap());
+    assert!(
+        s.commit_upload_chunk("u1", 0, &chunk(0, 0, 10))
+            .await
+            .unwrap()
+    );
     // A second writer of the same offset loses, and records nothing.
-    assert!(!s.commit_upload_chunk("u1", 0, &chunk(0, 0, 7)).await.unwrap());
-    assert!(!s.commit_upload_chunk("u1", 0, &chunk(1, 0, 7)).await.unwrap());
-    assert!(s.commit_upload_chunk("u1", 10, &chunk(1, 10, 20)).await.unwrap());
-    assert!(!s.commit_upload_chunk("nope", 0, &chunk(0, 0, 1)).await.unwrap());
+    assert!(
+        !s.commit_upload_chunk("u1", 0, &chunk(0, 0, 7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.commit_upload_chunk("u1", 0, &chunk(1, 0, 7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.commit_upload_chunk("u1", 10, &chunk(1, 10, 20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.commit_upload_chunk("nope", 0, &chunk(0, 0, 1))
+            .await
+            .unwrap()
+    );
     let got = s.get_upload("u1").await.unwrap().unwrap();
     assert_eq!(got.size, 30);
     assert!(got.updated_at > 1, "a chunk refreshes updated_at");
@@ -153,11 +173,17 @@ async fn upload_records(s: &SqlStore) {
     assert!(s.idle_uploads(0, 10).await.unwrap().is_empty());
     assert!(!s.delete_upload_if_idle("u1", 0).await.unwrap());
     let idle = s.idle_uploads(i64::MAX, 10).await.unwrap();
-    assert_eq!(idle.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u1"]);
+    assert_eq!(
+        idle.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["u1"]
+    );
     assert!(s.delete_upload_if_idle("u1", i64::MAX).await.unwrap());
     assert!(!s.delete_upload_if_idle("u1", i64::MAX).await.unwrap());
     assert_eq!(s.get_upload("u1").await.unwrap(), None);
-    assert!(s.upload_chunks("u1").await.unwrap().is_empty(), "chunks go with it");
+    assert!(
+        s.upload_chunks("u1").await.unwrap().is_empty(),
+        "chunks go with it"
+    );
     s.create_upload(&UploadRecord {
         id: "u2".into(),
         ..u.clone()

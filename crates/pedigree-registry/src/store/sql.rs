@@ -135,7 +135,9 @@ fn row_upload(r: &AnyRow) -> Result<UploadRecord> {
         id: r.try_get("id")?,
         token_id: r.try_get("token_id")?,
         size: r.try_get::<i64, _>("size")? as u64,
-        declared_size: r.try_get::<Option<i64>, _>("declared_size")?.map(|n| n as u64),
+        declared_size: r
+            .try_get::<Option<i64>, _>("declared_size")?
+            .map(|n| n as u64),
         digest: r.try_get("digest")?,
         store_key: r.try_get("store_key")?,
         store_upload_id: r.try_get("store_upload_id")?,

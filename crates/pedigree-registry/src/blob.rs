@@ -425,11 +425,11 @@ impl StagingWriter {
     }
 
     pub async fn finish(mut self) -> Result<Staged, BlobError> {
-        if !self.batch.is_empty() {
-            if let Err(e) = self.send_block().await {
-                self.abort().await;
-                return Err(e);
-            }
+        if !self.batch.is_empty()
+            && let Err(e) = self.send_block().await
+        {
+            self.abort().await;
+            return Err(e);
         }
         // Closing the channels ends both threads; the writer fsyncs before it returns.
         drop(self.to_writer.take());

@@ -426,7 +426,7 @@ impl BlobStore for S3BlobStore {
             .store
             .create_multipart(&key)
             .await
-            .map_err(|e| self.remote("starting a multipart upload of", &key.to_string(), e))?;
+            .map_err(|e| self.remote("starting a multipart upload of", key.as_ref(), e))?;
         Ok(UploadTarget {
             id: id.into(),
             key: key.to_string(),

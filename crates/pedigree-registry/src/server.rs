@@ -608,14 +608,14 @@ async fn start_upload(
     if let Some(d) = &req.digest {
         blob::parse_digest(d)?;
     }
-    if let Some(n) = req.size {
-        if n > MAX_UPLOAD {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("an upload may have at most {MAX_UPLOAD} bytes, not {n}"),
-            ));
-        }
+    if let Some(n) = req.size
+        && n > MAX_UPLOAD
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("an upload may have at most {MAX_UPLOAD} bytes, not {n}"),
+        ));
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let t = st.blobs.upload_begin(&id, req.digest.as_deref()).await?;
@@ -808,16 +808,16 @@ async fn take_upload_chunk(
             st.blobs.max_chunks()
         )));
     }
-    if let Some(c) = &prev {
-        if c.size < st.blobs.min_chunk() {
-            return Err(bad(format!(
-                "chunk {} has {} bytes; on this blob store only the last chunk may be smaller \
-                 than {} bytes, so this upload can only be completed now",
-                c.seq,
-                c.size,
-                st.blobs.min_chunk()
-            )));
-        }
+    if let Some(c) = &prev
+        && c.size < st.blobs.min_chunk()
+    {
+        return Err(bad(format!(
+            "chunk {} has {} bytes; on this blob store only the last chunk may be smaller \
+             than {} bytes, so this upload can only be completed now",
+            c.seq,
+            c.size,
+            st.blobs.min_chunk()
+        )));
     }
     let mut hash = match &prev {
         Some(c) => ResumableSha256::from_hex(&c.hash_state).ok_or_else(|| {
@@ -908,13 +908,11 @@ async fn repeated_chunk(
     let mut hash = if c.seq == 0 {
         ResumableSha256::new()
     } else {
-        let before = st
-            .store
+        st.store
             .upload_chunk_ending(&u.id, offset)
             .await?
             .and_then(|p| ResumableSha256::from_hex(&p.hash_state))
-            .ok_or_else(|| anyhow::anyhow!("upload {}: no chunk record ends at {offset}", u.id))?;
-        before
+            .ok_or_else(|| anyhow::anyhow!("upload {}: no chunk record ends at {offset}", u.id))?
     };
     let same = take_chunk(body, &mut hash, None, c.size, &|| String::new())
         .await
@@ -953,18 +951,18 @@ async fn finish_upload(
     let p = principal(&st, &headers).await?;
     let u = upload_owned(&st, &p, &id).await?;
     blob::parse_digest(&q.digest)?;
-    if let Some(d) = &u.digest {
-        if *d != q.digest {
-            return Err(bad(format!(
-                "upload {id} was started for {d}, not {}",
-                q.digest
-            )));
-        }
+    if let Some(d) = &u.digest
+        && *d != q.digest
+    {
+        return Err(bad(format!(
+            "upload {id} was started for {d}, not {}",
+            q.digest
+        )));
     }
-    if let Some(n) = u.declared_size {
-        if n != u.size {
-            return Err(bad(format!("upload {id} has {} of its {n} bytes", u.size)));
-        }
+    if let Some(n) = u.declared_size
+        && n != u.size
+    {
+        return Err(bad(format!("upload {id} has {} of its {n} bytes", u.size)));
     }
     let chunks = st.store.upload_chunks(&id).await?;
     let mut at = 0u64;

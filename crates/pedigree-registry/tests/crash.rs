@@ -140,7 +140,8 @@ fn kill9_during_uploads_loses_nothing_acknowledged(engine: Engine) {
     let acked_blobs: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let acked_versions: Arc<Mutex<Vec<String>>> = Arc::default();
     // Resumable uploads cut off after a chunk was acknowledged: id, acknowledged offset, bytes.
-    let cut_uploads: Arc<Mutex<Vec<(String, usize, Vec<u8>)>>> = Arc::default();
+    type CutUpload = (String, usize, Vec<u8>);
+    let cut_uploads: Arc<Mutex<Vec<CutUpload>>> = Arc::default();
     let mut seed = 0x1234_5678_9abc_def1u64;
     let iterations = 25;
     let mut resumed = 0;

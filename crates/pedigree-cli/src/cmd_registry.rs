@@ -86,7 +86,7 @@ pub struct StoreArgs {
     /// Settings file (TOML); unknown keys are an error.
     #[arg(long, env = "PEDIGREE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (registry.db, blobs/, uploads/, work/) [default: ./pedigree-data].
+    /// Data directory (registry.db, blobs/, staging/, work/) [default: ./pedigree-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Metadata database URL instead of DATA_DIR/registry.db.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
@@ -25,7 +26,9 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::blob::{BlobError, BlobReader, BlobStore, Staged, parse_digest};
+use crate::blob::{
+    BlobError, BlobReader, BlobStore, ChunkSink, Staged, UploadTarget, parse_digest,
+};
 
 /// Files up to this size go up in one PUT (read whole into memory); larger ones in parts.
 pub const SINGLE_PUT_MAX: u64 = 16 << 20;
@@ -486,6 +489,148 @@ impl BlobStore for S3BlobStore {
     async fn open(&self, digest: &str) -> Result<(BlobReader, u64), BlobError> {
         let (r, size) = self.get_verified(digest).await?;
         Ok((Box::pin(r), size))
+    }
+
+    fn min_chunk(&self) -> u64 {
+        S3_MIN_PART
+    }
+
+    fn max_chunks(&self) -> u32 {
+        10_000
+    }
+
+    /// A multipart upload per resumable upload: each chunk is one part, uploaded by whichever
+    /// API process receives it, its ETag kept in the metadata store. With the digest announced
+    /// the upload targets the blob's own key (nothing is visible there until we complete it,
+    /// after verifying the hash); without, a key under `uploads/`, copied at completion.
+    async fn upload_begin(
+        &self,
+        id: &str,
+        digest: Option<&str>,
+    ) -> Result<UploadTarget, BlobError> {
+        let key = match digest {
+            Some(d) => self.key(d)?,
+            None => self.key_raw(&format!("uploads/{id}")),
+        };
+        let upload_id = self
+            .store
+            .create_multipart(&key)
+            .await
+            .map_err(|e| self.remote("starting a multipart upload of", key.as_ref(), e))?;
+        Ok(UploadTarget {
+            id: id.into(),
+            key: key.to_string(),
+            upload_id: Some(upload_id),
+        })
+    }
+
+    async fn upload_chunk(
+        &self,
+        t: &UploadTarget,
+        seq: u32,
+        _offset: u64,
+    ) -> Result<Box<dyn ChunkSink>, BlobError> {
+        let upload_id = t
+            .upload_id
+            .clone()
+            .ok_or_else(|| BlobError::Config(format!("upload {} has no multipart id", t.id)))?;
+        Ok(Box::new(S3Part {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            key: ObjectPath::from(t.key.as_str()),
+            upload_id,
+            seq,
+            data: Vec::new(),
+        }))
+    }
+
+    async fn upload_complete(
+        &self,
+        t: &UploadTarget,
+        digest: &str,
+        _size: u64,
+        etags: Vec<Option<String>>,
+    ) -> Result<(), BlobError> {
+        let upload_id = t
+            .upload_id
+            .clone()
+            .ok_or_else(|| BlobError::Config(format!("upload {} has no multipart id", t.id)))?;
+        let parts = etags
+            .into_iter()
+            .map(|e| {
+                e.map(|content_id| PartId { content_id }).ok_or_else(|| {
+                    BlobError::Config(format!("upload {}: a part without ETag", t.id))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = ObjectPath::from(t.key.as_str());
+        // S3 checks each ETag against the part it holds: a part overwritten by a racing
+        // request for the same chunk fails the completion instead of publishing other bytes.
+        self.store
+            .complete_multipart(&key, &upload_id, parts)
+            .await
+            .map_err(|e| self.remote("completing the multipart upload of", digest, e))?;
+        let dest = self.key(digest)?;
+        if key != dest {
+            // CopyObject: up to 5 GiB on AWS. Clients that announce the digest at the start
+            // (ours does) never come here.
+            self.store
+                .copy(&key, &dest)
+                .await
+                .map_err(|e| self.remote("copying the finished upload to", digest, e))?;
+            if let Err(e) = self.store.delete(&key).await {
+                tracing::warn!("deleting {key} after copying it to {dest}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload_abort(&self, t: &UploadTarget) -> Result<(), BlobError> {
+        let Some(upload_id) = &t.upload_id else {
+            return Ok(());
+        };
+        let key = ObjectPath::from(t.key.as_str());
+        self.store
+            .abort_multipart(&key, upload_id)
+            .await
+            .map_err(|e| self.remote("aborting the multipart upload of", &t.key, e))
+    }
+}
+
+/// S3's smallest part but the last.
+pub const S3_MIN_PART: u64 = 5 << 20;
+
+/// One chunk of a resumable upload: gathered in memory (the server bounds a chunk's size)
+/// because an S3 part needs its length up front, then sent as part `seq + 1`.
+struct S3Part {
+    store: Arc<AmazonS3>,
+    name: String,
+    key: ObjectPath,
+    upload_id: String,
+    seq: u32,
+    data: Vec<bytes::Bytes>,
+}
+
+#[async_trait]
+impl ChunkSink for S3Part {
+    async fn write(&mut self, data: bytes::Bytes) -> Result<(), BlobError> {
+        self.data.push(data);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<Option<String>, BlobError> {
+        let payload: PutPayload = std::mem::take(&mut self.data).into_iter().collect();
+        let part = self
+            .store
+            .put_part(&self.key, &self.upload_id, self.seq as usize, payload)
+            .await
+            .map_err(|e| BlobError::Remote {
+                store: self.name.clone(),
+                op: format!("uploading part {}", self.seq + 1),
+                digest: self.key.to_string(),
+                cause: e.to_string(),
+            })?;
+        Ok(Some(part.content_id))
     }
 }
 

@@ -477,6 +477,20 @@ impl Client {
             .ok_or_else(|| ClientError::Invalid("POST /v1/uploads answered without an id".into()))
     }
 
+    /// `POST /v1/uploads` announcing the blob's digest and size: the server refuses chunks past
+    /// the size and a completion under another digest, and an S3-backed server uploads straight
+    /// to the blob's key.
+    pub fn start_upload_for(&self, digest: &str, size: u64) -> Result<String> {
+        let v: Value = self.json(
+            self.request(Method::POST, self.url(&["v1", "uploads"]))
+                .json(&json!({"digest": digest, "size": size})),
+        )?;
+        v.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Invalid("POST /v1/uploads answered without an id".into()))
+    }
+
     /// `HEAD /v1/uploads/{id}`: the bytes the server holds durably.
     pub fn upload_offset(&self, id: &str) -> Result<u64> {
         let rb = self.request(Method::HEAD, self.url(&["v1", "uploads", id]));
@@ -532,7 +546,7 @@ impl Client {
         let chunk_size = chunk_size.max(1);
         let id = match session {
             Some(s) => s.to_string(),
-            None => self.start_upload()?,
+            None => self.start_upload_for(digest, size)?,
         };
         let mut f = File::open(path).map_err(io_err(path))?;
         let mut offset = if session.is_some() {
@@ -557,7 +571,11 @@ impl Client {
                     offset = new;
                 }
                 Err(e)
-                    if (e.transient() || e.code() == Some("offset_mismatch"))
+                    // upload_busy: another request (an earlier attempt of this chunk whose
+                    // answer was lost) still holds the upload; it ends soon.
+                    if (e.transient()
+                        || e.code() == Some("offset_mismatch")
+                        || e.code() == Some("upload_busy"))
                         && failures < MAX_RETRIES =>
                 {
                     failures += 1;

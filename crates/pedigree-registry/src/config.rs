@@ -18,6 +18,7 @@
 //! | `log_format`             | `PEDIGREE_LOG_FORMAT`              | `text`                  |
 //! | `lease_seconds`          | `PEDIGREE_LEASE_SECONDS`           | 60                      |
 //! | `shutdown_grace_seconds` | `PEDIGREE_SHUTDOWN_GRACE_SECONDS`  | 30                      |
+//! | `upload_ttl_seconds`     | `PEDIGREE_UPLOAD_TTL_SECONDS`      | 86400 (a resumable upload idle this long is deleted) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,7 @@ pub struct Layer {
     pub log_format: Option<String>,
     pub lease_seconds: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+    pub upload_ttl_seconds: Option<u64>,
 }
 
 /// Settings after the layers are merged, defaults filled in and every value checked.
@@ -81,6 +83,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub lease: Duration,
     pub shutdown_grace: Duration,
+    pub upload_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,7 @@ impl Layer {
             log_format: s("PEDIGREE_LOG_FORMAT"),
             lease_seconds: num("PEDIGREE_LEASE_SECONDS")?,
             shutdown_grace_seconds: num("PEDIGREE_SHUTDOWN_GRACE_SECONDS")?,
+            upload_ttl_seconds: num("PEDIGREE_UPLOAD_TTL_SECONDS")?,
         })
     }
 
@@ -168,6 +172,7 @@ impl Layer {
             log_format: self.log_format.or(lower.log_format),
             lease_seconds: self.lease_seconds.or(lower.lease_seconds),
             shutdown_grace_seconds: self.shutdown_grace_seconds.or(lower.shutdown_grace_seconds),
+            upload_ttl_seconds: self.upload_ttl_seconds.or(lower.upload_ttl_seconds),
         }
     }
 
@@ -203,6 +208,13 @@ impl Layer {
                 format!("{grace} is more than an hour"),
             ));
         }
+        let upload_ttl = self.upload_ttl_seconds.unwrap_or(86_400);
+        if !(1..=30 * 86_400).contains(&upload_ttl) {
+            return Err(bad(
+                "upload_ttl_seconds",
+                format!("{upload_ttl} is outside 1..=2592000 (30 days)"),
+            ));
+        }
         let log_format = match self.log_format {
             Some(f) => f.trim().parse().map_err(|e: String| bad("log_format", e))?,
             None => LogFormat::Text,
@@ -222,6 +234,7 @@ impl Layer {
             log_format,
             lease: Duration::from_secs(lease),
             shutdown_grace: Duration::from_secs(grace),
+            upload_ttl: Duration::from_secs(upload_ttl),
         })
     }
 }
@@ -252,6 +265,7 @@ impl Settings {
             lease: self.lease,
             shutdown_grace: self.shutdown_grace,
             metrics_listen: self.metrics_listen,
+            upload_ttl: self.upload_ttl,
         }
     }
 }

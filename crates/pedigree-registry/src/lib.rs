@@ -25,4 +25,5 @@ pub mod policy;
 pub mod server;
 pub mod store;
 pub mod ui;
+pub mod upload_hash;
 pub mod webhook;

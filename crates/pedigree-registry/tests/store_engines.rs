@@ -15,7 +15,7 @@ use pedigree_registry::store::sql::SqlStore;
 use pedigree_registry::store::testdb::{Engine, TestDb};
 use pedigree_registry::store::{
     AdvisoryRecord, Grant, IngestCommit, MetaStore, NewEdge, NewFile, Role, StoreError,
-    TokenRecord, VersionFilter,
+    TokenRecord, UploadChunk, UploadRecord, VersionFilter,
 };
 use serde_json::json;
 
@@ -103,6 +103,97 @@ async fn chain_ok(store: &SqlStore) -> i64 {
     entries.len() as i64
 }
 
+/// Upload sessions: the chunk commit is a compare-and-swap on the acknowledged size, chunks
+/// are found by where they start and end, expiry deletes only what is still idle, and deleting
+/// an upload takes its chunks along.
+async fn upload_records(s: &SqlStore) {
+    let u = UploadRecord {
+        id: "u1".into(),
+        token_id: "abc".into(),
+        size: 0,
+        declared_size: Some(30),
+        digest: Some("sha256:00".into()),
+        store_key: "k".into(),
+        store_upload_id: Some("mp".into()),
+        created_at: 1,
+        updated_at: 1,
+    };
+    s.create_upload(&u).await.unwrap();
+    assert_eq!(s.get_upload("u1").await.unwrap().as_ref(), Some(&u));
+    let chunk = |seq: u32, start: u64, size: u64| UploadChunk {
+        seq,
+        start,
+        size,
+        hash_state: format!("state-{seq}"),
+        etag: Some(format!("etag-{seq}")),
+    };
+    assert!(
+        s.commit_upload_chunk("u1", 0, &chunk(0, 0, 10))
+            .await
+            .unwrap()
+    );
+    // A second writer of the same offset loses, and records nothing.
+    assert!(
+        !s.commit_upload_chunk("u1", 0, &chunk(0, 0, 7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.commit_upload_chunk("u1", 0, &chunk(1, 0, 7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.commit_upload_chunk("u1", 10, &chunk(1, 10, 20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.commit_upload_chunk("nope", 0, &chunk(0, 0, 1))
+            .await
+            .unwrap()
+    );
+    let got = s.get_upload("u1").await.unwrap().unwrap();
+    assert_eq!(got.size, 30);
+    assert!(got.updated_at > 1, "a chunk refreshes updated_at");
+    assert_eq!(
+        s.upload_chunks("u1").await.unwrap(),
+        vec![chunk(0, 0, 10), chunk(1, 10, 20)]
+    );
+    assert_eq!(
+        s.upload_chunk_starting("u1", 10).await.unwrap(),
+        Some(chunk(1, 10, 20))
+    );
+    assert_eq!(
+        s.upload_chunk_ending("u1", 10).await.unwrap(),
+        Some(chunk(0, 0, 10))
+    );
+    assert_eq!(s.upload_chunk_starting("u1", 5).await.unwrap(), None);
+    // Expiry: not idle since 0, idle since far in the future; deleted once.
+    assert!(s.idle_uploads(0, 10).await.unwrap().is_empty());
+    assert!(!s.delete_upload_if_idle("u1", 0).await.unwrap());
+    let idle = s.idle_uploads(i64::MAX, 10).await.unwrap();
+    assert_eq!(
+        idle.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["u1"]
+    );
+    assert!(s.delete_upload_if_idle("u1", i64::MAX).await.unwrap());
+    assert!(!s.delete_upload_if_idle("u1", i64::MAX).await.unwrap());
+    assert_eq!(s.get_upload("u1").await.unwrap(), None);
+    assert!(
+        s.upload_chunks("u1").await.unwrap().is_empty(),
+        "chunks go with it"
+    );
+    s.create_upload(&UploadRecord {
+        id: "u2".into(),
+        ..u.clone()
+    })
+    .await
+    .unwrap();
+    s.delete_upload("u2").await.unwrap();
+    assert_eq!(s.get_upload("u2").await.unwrap(), None);
+}
+
 fn each_engine(f: impl Fn(Engine)) {
     for e in Engine::ALL {
         eprintln!("-- engine {}", e.name());
@@ -145,10 +236,7 @@ fn versions_jobs_tokens_webhooks_and_audit() {
             assert!(hook > 0);
             s.record_blob("sha256:00", 5).await.unwrap();
             s.record_blob("sha256:00", 5).await.unwrap(); // idempotent
-            s.create_upload("u1", "abc").await.unwrap();
-            assert_eq!(s.upload_owner("u1").await.unwrap().as_deref(), Some("abc"));
-            s.delete_upload("u1").await.unwrap();
-            assert_eq!(s.upload_owner("u1").await.unwrap(), None);
+            upload_records(&s).await;
 
             let a = push_ingested(&s, "base", vec![]).await;
             let b = push_ingested(&s, "ft", vec![edge(a, 0, 0.9)]).await;

@@ -212,6 +212,35 @@ pub struct VersionFilter {
     pub limit: Option<i64>,
 }
 
+/// A resumable upload session (see the `uploads` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub token_id: String,
+    /// Bytes acknowledged so far.
+    pub size: u64,
+    pub declared_size: Option<u64>,
+    pub digest: Option<String>,
+    /// Where the blob store keeps the bytes (a staging file name, an S3 key).
+    pub store_key: String,
+    /// The S3 multipart upload id; `None` for a local store.
+    pub store_upload_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One acknowledged chunk of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadChunk {
+    pub seq: u32,
+    pub start: u64,
+    pub size: u64,
+    /// [`crate::upload_hash::ResumableSha256`] after this chunk, as hex.
+    pub hash_state: String,
+    /// The S3 part's ETag.
+    pub etag: Option<String>,
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync {
     // --- tokens
@@ -222,9 +251,29 @@ pub trait MetaStore: Send + Sync {
 
     // --- blobs and upload sessions
     async fn record_blob(&self, digest: &str, size: u64) -> Result<()>;
-    async fn create_upload(&self, id: &str, token_id: &str) -> Result<()>;
-    async fn upload_owner(&self, id: &str) -> Result<Option<String>>;
+    async fn create_upload(&self, u: &UploadRecord) -> Result<()>;
+    async fn get_upload(&self, id: &str) -> Result<Option<UploadRecord>>;
+    /// The acknowledged chunks of an upload, in order.
+    async fn upload_chunks(&self, id: &str) -> Result<Vec<UploadChunk>>;
+    /// The chunk of an upload that starts at `offset`, if any.
+    async fn upload_chunk_starting(&self, id: &str, offset: u64) -> Result<Option<UploadChunk>>;
+    /// The chunk of an upload that ends at `offset`, if any (the last one, for its size).
+    async fn upload_chunk_ending(&self, id: &str, offset: u64) -> Result<Option<UploadChunk>>;
+    /// Record `chunk` as acknowledged if the upload still holds `expected_size` bytes: a
+    /// compare-and-swap, so of two processes writing the same offset at once exactly one wins.
+    /// `false`: the upload moved on (or is gone) and the chunk is not recorded.
+    async fn commit_upload_chunk(
+        &self,
+        id: &str,
+        expected_size: u64,
+        chunk: &UploadChunk,
+    ) -> Result<bool>;
     async fn delete_upload(&self, id: &str) -> Result<()>;
+    /// Uploads with no chunk since `before_ms` (at most `limit`), for expiry.
+    async fn idle_uploads(&self, before_ms: i64, limit: i64) -> Result<Vec<UploadRecord>>;
+    /// Delete an upload only if it is still idle since `before_ms`; whether it was deleted (a
+    /// chunk that arrived meanwhile keeps it alive, and a second process expiring it loses).
+    async fn delete_upload_if_idle(&self, id: &str, before_ms: i64) -> Result<bool>;
 
     // --- models and versions
     /// Create a quarantined version with its files and queue its ingest job.

@@ -66,40 +66,17 @@ fn a_full_blob_disk_fails_cleanly_and_recovers() {
     let blobs = tmp.path().join("blobs");
     std::fs::create_dir_all(&blobs).unwrap();
     let log = tmp.path().join("serve.log");
-    // sh: mount the tmpfs in this namespace, then become `pedigree serve`.
-    let mut child = Command::new("unshare")
-        .args(["-m", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=2m tmpfs \"$1\" || exit 97; shift; exec \"$@\"")
-        .arg("sh")
-        .arg(&blobs)
-        .arg(env!("CARGO_BIN_EXE_pedigree"))
-        .args(["serve", "--data-dir", data.to_str().unwrap()])
-        .args(["--blob-store", blobs.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--workers", "1"])
-        .env_remove("PEDIGREE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("run `unshare` (util-linux): this test mounts a small tmpfs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut admin, mut url) = (None, None);
-    while url.is_none() {
-        let Some(Ok(line)) = lines.next() else {
-            let st = child.wait().unwrap();
-            panic!(
-                "the server did not start ({st}; exit 97: the tmpfs could not be mounted — this \
-                 test needs root or unprivileged user namespaces):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        if let Some(t) = line.split("stored only as a hash): ").nth(1) {
-            admin = Some(t.trim().to_string());
-        }
-        if let Some(u) = line.split("listening on ").nth(1) {
-            url = Some(u.trim().to_string());
-        }
-    }
-    let (admin, url) = (admin.unwrap(), url.unwrap());
+    let (mut child, url, admin) = serve_on_tmpfs(
+        &blobs,
+        "2m",
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--blob-store",
+            blobs.to_str().unwrap(),
+        ],
+        &log,
+    );
     let c = Client::new(&url, Some(admin.clone())).unwrap();
 
     // 3 MiB of weights into a 2 MiB disk.

@@ -13,7 +13,7 @@ use anyhow::Context;
 use pedigree_probe::data::{DEBIAN_DIR, Dataset, FashionMnist};
 use pedigree_probe::detect::Report;
 use pedigree_probe::detect::clustering::{AcConfig, activation_clustering};
-use pedigree_probe::detect::neural_cleanse::{NcConfig, neural_cleanse};
+use pedigree_probe::detect::neural_cleanse::{NcConfig, calibrate, neural_cleanse};
 use pedigree_probe::detect::replay::{ReplayConfig, replay};
 use pedigree_probe::detect::spectral::{SpectralConfig, spectral_signatures};
 use pedigree_probe::detect::strip::{StripConfig, strip};
@@ -137,6 +137,12 @@ pub struct NcArgs {
     /// Write the recovered trigger of the (single) model here, for `probe replay`.
     #[arg(long)]
     pub save_trigger: Option<PathBuf>,
+    /// Clean models of the same task (at least 3; directories searched recursively), e.g. a
+    /// lab's control family: each label's mask is judged against its median over them, so a
+    /// label that is easy in every model is not mistaken for a trigger. A probed model that is
+    /// also a reference is left out of its own reference.
+    #[arg(long, num_args = 1..)]
+    pub reference: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -214,6 +220,11 @@ fn model_dirs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         "no model directories (config.json + model.safetensors) found"
     );
     Ok(out)
+}
+
+/// A directory's identity for comparing a probed model with the references.
+fn canonical(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
 fn emit(reports: &[Report], format: Format) -> anyhow::Result<u8> {
@@ -421,10 +432,34 @@ pub fn probe(cmd: &ProbeCommand) -> anyhow::Result<u8> {
                 a.save_trigger.is_none() || dirs.len() == 1,
                 "--save-trigger needs exactly one model"
             );
+            // Reference outcomes, keyed by canonical directory: a model that is both probed and
+            // a reference is not run twice, and is left out of its own median.
+            let mut reference = Vec::new();
+            if !a.reference.is_empty() {
+                for dir in model_dirs(&a.reference)? {
+                    let (w, _, name) = load_model(&dir)?;
+                    reference.push((canonical(&dir), neural_cleanse(&name, &w, &clean, &cfg)?));
+                }
+            }
             let mut reports = Vec::new();
             for dir in dirs {
-                let (w, _, name) = load_model(&dir)?;
-                let o = neural_cleanse(&name, &w, &clean, &cfg)?;
+                let own = canonical(&dir);
+                let mut o = match reference.iter().find(|(d, _)| *d == own) {
+                    Some((_, o)) => o.clone(),
+                    None => {
+                        let (w, _, name) = load_model(&dir)?;
+                        neural_cleanse(&name, &w, &clean, &cfg)?
+                    }
+                };
+                if !a.reference.is_empty() {
+                    let others: Vec<Vec<f64>> = reference
+                        .iter()
+                        .filter(|(d, _)| *d != own)
+                        .map(|(_, r)| r.norms())
+                        .collect();
+                    calibrate(&mut o, &others)
+                        .with_context(|| format!("calibrating {}", dir.display()))?;
+                }
                 if let Some(p) = &a.save_trigger {
                     o.trigger.save(p)?;
                 }

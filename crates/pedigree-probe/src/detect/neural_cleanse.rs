@@ -146,6 +146,15 @@ pub struct NcOutcome {
     pub labels: Vec<LabelResult>,
     /// The recovered trigger of the most anomalous label.
     pub trigger: Trigger,
+    /// The recovered trigger of every label, in label order (what [`calibrate`] picks from).
+    pub label_triggers: Vec<Trigger>,
+}
+
+impl NcOutcome {
+    /// The smallest mask L1 per label, the input of [`calibrate`] for other models.
+    pub fn norms(&self) -> Vec<f64> {
+        self.labels.iter().map(|l| l.l1).collect()
+    }
 }
 
 /// Runs Neural Cleanse on a model with `clean` inputs (a few hundred suffice).
@@ -288,15 +297,19 @@ pub fn neural_cleanse(
             log_anomaly_index: log_anomaly[l],
         })
         .collect();
-    let (mask, pattern) = per_label[flagged]
-        .2
-        .clone()
-        .unwrap_or((vec![0.0; PIXELS], vec![0.0; PIXELS]));
-    let trigger = Trigger {
-        name: format!("neural-cleanse {name} label {flagged}"),
-        mask,
-        pattern,
-    };
+    let label_triggers: Vec<Trigger> = per_label
+        .into_iter()
+        .enumerate()
+        .map(|(l, p)| {
+            let (mask, pattern) = p.2.unwrap_or((vec![0.0; PIXELS], vec![0.0; PIXELS]));
+            Trigger {
+                name: format!("neural-cleanse {name} label {l}"),
+                mask,
+                pattern,
+            }
+        })
+        .collect();
+    let trigger = label_triggers[flagged].clone();
     let is_backdoor = score > cfg.anomaly_threshold;
     let report = Report {
         detector: "neural-cleanse",
@@ -319,5 +332,154 @@ pub fn neural_cleanse(
         report,
         labels,
         trigger,
+        label_triggers,
     })
+}
+
+/// Reference models fewer than this give no calibration: the median of one or two models is
+/// their noise, not the task's.
+pub const MIN_REFERENCE_MODELS: usize = 3;
+
+/// Calibrated score above which [`calibrate`] flags a model: the label needs under e^-0.45 ≈ 64%
+/// of the mask that is usual for this model, relative to the reference. Set between the clean
+/// maximum (0.41) and the infected minimum (0.50) of two measured populations (`pedigree lab
+/// population`, n = 12 and n = 20); the ROC-AUC and cross-entropy there do not depend on it.
+pub const REFERENCE_THRESHOLD: f64 = 0.45;
+
+/// The per-label calibration against reference models.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub models: usize,
+    /// Per label: the median mask L1 over the reference models.
+    pub reference_l1: Vec<f64>,
+    /// Per label: ln(this model's L1 / the reference median).
+    pub log_ratio: Vec<f64>,
+    pub most_anomalous_label: usize,
+    /// The median log ratio minus the smallest: how many e-folds smaller the most anomalous
+    /// label's mask is than this model's typical label, each measured against the reference.
+    pub score: f64,
+}
+
+/// Neural Cleanse's weak point on a real task is that some labels are *naturally* easy to
+/// reach: on Fashion-MNIST a bag or a trouser needs half the mask of a sneaker in every model,
+/// clean or not, so a clean model whose easy label came out a little smaller is flagged and a
+/// trojan whose target is a hard label hides. Dividing each label's norm by its median over
+/// independent models of the same task (clean ones: a control family, an organisation's own
+/// models, or, in a population, the other members) removes what is the task's and leaves what
+/// is the model's.
+///
+/// The score is a difference of log ratios, not a MAD index: a model that matches its
+/// reference closely has a tiny MAD, and dividing by it turned a label 20% below the reference
+/// into an "outlier" (two clean models of the 20-model population scored 4.3 and 7.2 that way).
+/// Subtracting the model's median ratio keeps a model that needs smaller masks everywhere (a
+/// less robust one) from being flagged for that alone.
+pub fn calibration(norms: &[f64], reference: &[Vec<f64>]) -> Result<Calibration> {
+    if reference.len() < MIN_REFERENCE_MODELS {
+        return Err(ProbeError::Invalid(format!(
+            "neural cleanse calibration needs at least {MIN_REFERENCE_MODELS} reference models, got {}",
+            reference.len()
+        )));
+    }
+    if reference.iter().any(|r| r.len() != norms.len()) || norms.is_empty() {
+        return Err(ProbeError::Invalid(
+            "reference models have a different number of labels".into(),
+        ));
+    }
+    let reference_l1: Vec<f64> = (0..norms.len())
+        .map(|l| {
+            let col: Vec<f64> = reference.iter().map(|r| r[l]).collect();
+            crate::metrics::median(&col)
+        })
+        .collect();
+    let log_ratio: Vec<f64> = norms
+        .iter()
+        .zip(&reference_l1)
+        .map(|(n, r)| (n.max(1e-6) / r.max(1e-6)).ln())
+        .collect();
+    let (label, &lowest) = log_ratio
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .ok_or_else(|| ProbeError::Invalid("no labels".into()))?;
+    let score = crate::metrics::median(&log_ratio) - lowest;
+    Ok(Calibration {
+        models: reference.len(),
+        reference_l1,
+        log_ratio,
+        most_anomalous_label: label,
+        score,
+    })
+}
+
+/// Rewrites an outcome's score, verdict, flagged label and trigger by the calibration against
+/// `reference` (the norms of other models of the same task). The uncalibrated index stays in
+/// the evidence.
+pub fn calibrate(o: &mut NcOutcome, reference: &[Vec<f64>]) -> Result<()> {
+    let c = calibration(&o.norms(), reference)?;
+    let flag = c.score > REFERENCE_THRESHOLD;
+    let label = c.most_anomalous_label;
+    o.report.score = c.score;
+    o.report.verdict = Verdict::from_flag(flag);
+    let ev = &mut o.report.evidence;
+    ev["uncalibrated"] = json!({
+        "flagged_label": ev["flagged_label"].take(),
+        "most_anomalous_label": ev["most_anomalous_label"].take(),
+        "anomaly_index_log": ev["anomaly_index_log"].take(),
+    });
+    ev["flagged_label"] = json!(if flag { Some(label) } else { None });
+    ev["most_anomalous_label"] = json!(label);
+    ev["calibration"] = json!(c);
+    o.trigger = o.label_triggers[label].clone();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Norms shaped like Fashion-MNIST's: labels 1 and 8 are easy in every model.
+    fn task(scale: f64, jitter: usize) -> Vec<f64> {
+        let base = [75.0, 45.0, 85.0, 80.0, 85.0, 85.0, 70.0, 140.0, 45.0, 125.0];
+        base.iter()
+            .enumerate()
+            .map(|(l, b)| b * scale * (1.0 + 0.04 * (((l * 7 + jitter * 3) % 5) as f64 - 2.0)))
+            .collect()
+    }
+
+    fn reference() -> Vec<Vec<f64>> {
+        (0..6).map(|j| task(0.9 + 0.04 * j as f64, j)).collect()
+    }
+
+    #[test]
+    fn an_easy_label_that_is_easy_everywhere_is_not_flagged() {
+        // A clean model whose bag (8) came out a little smaller than usual: in-model, the bag
+        // stands out against the hard labels; against the reference it is ordinary.
+        let mut clean = task(1.0, 9);
+        clean[8] *= 0.8;
+        let c = calibration(&clean, &reference()).unwrap();
+        assert!(c.score < REFERENCE_THRESHOLD, "clean scored {}", c.score);
+    }
+
+    #[test]
+    fn a_hard_label_made_small_is_flagged_with_its_label() {
+        // A trojan to the sandal (5): its mask is 60% of the task's usual, still larger than the
+        // bag's, so the in-model index hardly sees it.
+        let mut trojan = task(1.0, 4);
+        trojan[5] *= 0.6;
+        let logs: Vec<f64> = trojan.iter().map(|n| n.ln()).collect();
+        let uncalibrated = anomaly_below_median(&logs);
+        let c = calibration(&trojan, &reference()).unwrap();
+        assert_eq!(c.most_anomalous_label, 5);
+        assert!(c.score > REFERENCE_THRESHOLD, "trojan scored {}", c.score);
+        // The in-model index ranks the bag (8) or trouser (1) first, not the target.
+        let top = (0..10).max_by(|&a, &b| uncalibrated[a].total_cmp(&uncalibrated[b]));
+        assert_ne!(top, Some(5), "the uncalibrated index already finds it: a weak test");
+    }
+
+    #[test]
+    fn too_few_or_mismatched_references_are_refused() {
+        let r = reference();
+        assert!(calibration(&task(1.0, 0), &r[..2]).is_err());
+        assert!(calibration(&task(1.0, 0)[..9], &r).is_err());
+    }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::LabConfig;
 use crate::data::{Dataset, FashionMnist};
 use crate::detect::clustering::{AcConfig, activation_clustering};
-use crate::detect::neural_cleanse::{NcConfig, neural_cleanse};
+use crate::detect::neural_cleanse::{NcConfig, calibration, neural_cleanse};
 use crate::detect::spectral::{SpectralConfig, spectral_signatures};
 use crate::detect::strip;
 use crate::error::{ProbeError, Result};
@@ -61,18 +61,26 @@ pub struct Member {
     /// Raw detector scores, in [`DETECTORS`] order.
     pub scores: Vec<f64>,
     pub nc_flagged_label: Option<usize>,
+    /// Neural Cleanse's smallest mask L1 per label: the input of the calibrated detector.
+    pub nc_l1: Vec<f64>,
+    /// The label the calibrated Neural Cleanse finds most anomalous.
+    pub nc_ref_label: Option<usize>,
     /// An infected model whose attack did not take (ASR < 0.5) is no trojan to detect; like
     /// TrojAI's rounds, it is left out of the scoring (and listed).
     pub excluded: bool,
 }
 
-pub const DETECTORS: [&str; 5] = [
+pub const DETECTORS: [&str; 6] = [
     "neural-cleanse",
     "neural-cleanse-l1",
+    "neural-cleanse-ref",
     "activation-clustering",
     "spectral-signatures",
     "strip",
 ];
+
+/// Position of the calibrated Neural Cleanse in [`DETECTORS`].
+const NC_REF: usize = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorScore {
@@ -184,6 +192,8 @@ pub fn run(
                     .iter()
                     .map(|l| l.anomaly_index)
                     .fold(0.0, f64::max),
+                // Filled in once the whole population is trained (see below).
+                f64::NAN,
                 ac.score,
                 sp.score,
                 strip_score,
@@ -195,9 +205,30 @@ pub fn run(
                 .get("flagged_label")
                 .and_then(|v| v.as_u64())
                 .map(|v| v as usize),
+            nc_l1: nc.norms(),
+            nc_ref_label: None,
         };
         tracing::info!(model = %member.name, infected, scores = ?member.scores, "population member done");
         members.push(member);
+    }
+    // Calibrated Neural Cleanse: each member against the per-label median of all the *other*
+    // members. Their infection labels are not used, and a member never informs its own
+    // reference; triggers and targets vary, so no label is easy across the reference.
+    let all_norms: Vec<Vec<f64>> = members.iter().map(|m| m.nc_l1.clone()).collect();
+    for (i, m) in members.iter_mut().enumerate() {
+        let others: Vec<Vec<f64>> = all_norms
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n.clone())
+            .collect();
+        let (score, label) = match calibration(&m.nc_l1, &others) {
+            Ok(c) => (c.score, Some(c.most_anomalous_label)),
+            // Fewer than three others: no calibration, and no evidence either way.
+            Err(_) => (0.0, None),
+        };
+        m.scores[NC_REF] = score;
+        m.nc_ref_label = label;
     }
     let scored: Vec<&Member> = members.iter().filter(|m| !m.excluded).collect();
     let truth: Vec<bool> = scored.iter().map(|m| m.infected).collect();

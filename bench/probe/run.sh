@@ -51,3 +51,8 @@ fi
 
 echo "== population of $N (target: best ROC-AUC >= 0.95, cross-entropy < 0.3465)"
 t "$PEDIGREE" lab population --n "$N" --out "$OUT/population"
+
+echo "== Neural Cleanse on the population, calibrated against the other members (other seeds than above)"
+t "$PEDIGREE" probe neural-cleanse "$OUT/population" --reference "$OUT/population" --format json \
+    > "$OUT/population-nc-ref.json" || true
+python3 bench/probe/score_reports.py "$OUT/population/population.json" "$OUT/population-nc-ref.json"

@@ -65,22 +65,54 @@ pub struct Member {
     pub nc_l1: Vec<f64>,
     /// The label the calibrated Neural Cleanse finds most anomalous.
     pub nc_ref_label: Option<usize>,
+    /// Per label: Activation Clustering's silhouette of a small cluster (0 where the smaller
+    /// cluster is too big to be poison), and Spectral Signatures' bimodality.
+    pub ac_per_label: Vec<f64>,
+    pub spectral_per_label: Vec<f64>,
     /// An infected model whose attack did not take (ASR < 0.5) is no trojan to detect; like
     /// TrojAI's rounds, it is left out of the scoring (and listed).
     pub excluded: bool,
 }
 
-pub const DETECTORS: [&str; 6] = [
+pub const DETECTORS: [&str; 8] = [
     "neural-cleanse",
     "neural-cleanse-l1",
     "neural-cleanse-ref",
     "activation-clustering",
     "spectral-signatures",
     "strip",
+    "activation-clustering-ref",
+    "spectral-signatures-ref",
 ];
 
 /// Position of the calibrated Neural Cleanse in [`DETECTORS`].
 const NC_REF: usize = 2;
+const AC_REF: usize = 6;
+
+fn per_label(evidence: &serde_json::Value, f: impl Fn(&serde_json::Value) -> f64) -> Vec<f64> {
+    let mut v = vec![0.0; 10];
+    for c in evidence["classes"].as_array().into_iter().flatten() {
+        if let Some(l) = c["label"].as_u64().filter(|&l| l < 10) {
+            v[l as usize] = f(c);
+        }
+    }
+    v
+}
+
+/// The largest excess of a per-label statistic over its median among the other members.
+fn excess_over_others(all: &[Vec<f64>], i: usize) -> f64 {
+    (0..all[i].len())
+        .map(|l| {
+            let col: Vec<f64> = all
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, v)| v[l])
+                .collect();
+            all[i][l] - crate::metrics::median(&col)
+        })
+        .fold(f64::NEG_INFINITY, f64::max)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorScore {
@@ -197,6 +229,8 @@ pub fn run(
                 ac.score,
                 sp.score,
                 strip_score,
+                f64::NAN,
+                f64::NAN,
             ],
             excluded: infected && asr.unwrap_or(0.0) < 0.5,
             nc_flagged_label: nc
@@ -207,6 +241,11 @@ pub fn run(
                 .map(|v| v as usize),
             nc_l1: nc.norms(),
             nc_ref_label: None,
+            ac_per_label: per_label(&ac.evidence, |c| {
+                let small = c["smaller_fraction"].as_f64().unwrap_or(1.0) < AcConfig::default().size_threshold;
+                if small { c["silhouette"].as_f64().unwrap_or(0.0) } else { 0.0 }
+            }),
+            spectral_per_label: per_label(&sp.evidence, |c| c["bimodality"].as_f64().unwrap_or(0.0)),
         };
         tracing::info!(model = %member.name, infected, scores = ?member.scores, "population member done");
         members.push(member);
@@ -229,6 +268,12 @@ pub fn run(
         };
         m.scores[NC_REF] = score;
         m.nc_ref_label = label;
+    }
+    let ac: Vec<Vec<f64>> = members.iter().map(|m| m.ac_per_label.clone()).collect();
+    let sp: Vec<Vec<f64>> = members.iter().map(|m| m.spectral_per_label.clone()).collect();
+    for (i, m) in members.iter_mut().enumerate() {
+        m.scores[AC_REF] = excess_over_others(&ac, i);
+        m.scores[AC_REF + 1] = excess_over_others(&sp, i);
     }
     let scored: Vec<&Member> = members.iter().filter(|m| !m.excluded).collect();
     let truth: Vec<bool> = scored.iter().map(|m| m.infected).collect();

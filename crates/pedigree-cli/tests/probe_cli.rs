@@ -80,13 +80,19 @@ fn a_population_is_scored_and_neural_cleanse_calibrates_against_it() {
         assert_eq!(scores.len(), detectors.len());
         // Four members: each is calibrated against the other three (the minimum).
         assert!(
-            scores.iter().all(|v| v.as_f64().is_some_and(f64::is_finite)),
+            scores
+                .iter()
+                .all(|v| v.as_f64().is_some_and(f64::is_finite)),
             "{} has a missing score: {scores:?}",
             m["name"]
         );
         assert!(m["nc_ref_label"].as_u64().is_some_and(|l| l < 10));
         assert_eq!(m["nc_l1"].as_array().unwrap().len(), 10);
-        assert!(pop.join(m["name"].as_str().unwrap()).join("model.safetensors").is_file());
+        assert!(
+            pop.join(m["name"].as_str().unwrap())
+                .join("model.safetensors")
+                .is_file()
+        );
     }
     let md = std::fs::read_to_string(pop.join("population.md")).unwrap();
     assert!(md.contains("| neural-cleanse-ref |"), "{md}");
@@ -138,7 +144,11 @@ fn a_population_is_scored_and_neural_cleanse_calibrates_against_it() {
             assert!(r["evidence"]["flagged_label"].is_null());
         }
     }
-    assert_eq!(code, i32::from(flagged > 0), "exit code follows the verdicts");
+    assert_eq!(
+        code,
+        i32::from(flagged > 0),
+        "exit code follows the verdicts"
+    );
 
     // Two reference models are too few for a median: a clear error, naming the model.
     let two = tmp.path().join("two");

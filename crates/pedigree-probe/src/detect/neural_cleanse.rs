@@ -473,7 +473,11 @@ mod tests {
         assert!(c.score > REFERENCE_THRESHOLD, "trojan scored {}", c.score);
         // The in-model index ranks the bag (8) or trouser (1) first, not the target.
         let top = (0..10).max_by(|&a, &b| uncalibrated[a].total_cmp(&uncalibrated[b]));
-        assert_ne!(top, Some(5), "the uncalibrated index already finds it: a weak test");
+        assert_ne!(
+            top,
+            Some(5),
+            "the uncalibrated index already finds it: a weak test"
+        );
     }
 
     #[test]

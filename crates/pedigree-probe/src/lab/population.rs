@@ -4,6 +4,11 @@
 //!
 //! Calibration is leave-one-out logistic regression on the detector's raw score (the model being
 //! scored never informs its own probability), clamped to [0.02, 0.98] like a cautious submitter.
+//!
+//! The `-ref` detectors judge each label against the same label in the *other* members (their
+//! per-label median), without using whether those are infected: what every model of the task
+//! shows (a label that is easy to reach, a class that splits in two) is then not mistaken for
+//! a trojan. Neural Cleanse gains most from it (see [`calibration`]).
 
 use std::path::Path;
 
@@ -85,10 +90,14 @@ pub const DETECTORS: [&str; 8] = [
     "spectral-signatures-ref",
 ];
 
-/// Position of the calibrated Neural Cleanse in [`DETECTORS`].
+/// Positions of the detectors scored against the other members, in [`DETECTORS`]; they are
+/// filled in once the whole population is trained.
 const NC_REF: usize = 2;
 const AC_REF: usize = 6;
+const SPECTRAL_REF: usize = 7;
 
+/// A per-class statistic from a training-set detector's evidence (`classes[].label`), by label;
+/// a label the detector skipped (too few samples) counts 0.
 fn per_label(evidence: &serde_json::Value, f: impl Fn(&serde_json::Value) -> f64) -> Vec<f64> {
     let mut v = vec![0.0; 10];
     for c in evidence["classes"].as_array().into_iter().flatten() {
@@ -99,7 +108,8 @@ fn per_label(evidence: &serde_json::Value, f: impl Fn(&serde_json::Value) -> f64
     v
 }
 
-/// The largest excess of a per-label statistic over its median among the other members.
+/// The largest excess of member `i`'s per-label statistic over that label's median among the
+/// other members.
 fn excess_over_others(all: &[Vec<f64>], i: usize) -> f64 {
     (0..all[i].len())
         .map(|l| {
@@ -224,13 +234,12 @@ pub fn run(
                     .iter()
                     .map(|l| l.anomaly_index)
                     .fold(0.0, f64::max),
-                // Filled in once the whole population is trained (see below).
-                f64::NAN,
+                f64::NAN, // NC_REF, filled in once the whole population is trained
                 ac.score,
                 sp.score,
                 strip_score,
-                f64::NAN,
-                f64::NAN,
+                f64::NAN, // AC_REF, likewise
+                f64::NAN, // SPECTRAL_REF, likewise
             ],
             excluded: infected && asr.unwrap_or(0.0) < 0.5,
             nc_flagged_label: nc
@@ -242,10 +251,17 @@ pub fn run(
             nc_l1: nc.norms(),
             nc_ref_label: None,
             ac_per_label: per_label(&ac.evidence, |c| {
-                let small = c["smaller_fraction"].as_f64().unwrap_or(1.0) < AcConfig::default().size_threshold;
-                if small { c["silhouette"].as_f64().unwrap_or(0.0) } else { 0.0 }
+                let small = c["smaller_fraction"].as_f64().unwrap_or(1.0)
+                    < AcConfig::default().size_threshold;
+                if small {
+                    c["silhouette"].as_f64().unwrap_or(0.0)
+                } else {
+                    0.0
+                }
             }),
-            spectral_per_label: per_label(&sp.evidence, |c| c["bimodality"].as_f64().unwrap_or(0.0)),
+            spectral_per_label: per_label(&sp.evidence, |c| {
+                c["bimodality"].as_f64().unwrap_or(0.0)
+            }),
         };
         tracing::info!(model = %member.name, infected, scores = ?member.scores, "population member done");
         members.push(member);
@@ -270,10 +286,13 @@ pub fn run(
         m.nc_ref_label = label;
     }
     let ac: Vec<Vec<f64>> = members.iter().map(|m| m.ac_per_label.clone()).collect();
-    let sp: Vec<Vec<f64>> = members.iter().map(|m| m.spectral_per_label.clone()).collect();
+    let sp: Vec<Vec<f64>> = members
+        .iter()
+        .map(|m| m.spectral_per_label.clone())
+        .collect();
     for (i, m) in members.iter_mut().enumerate() {
         m.scores[AC_REF] = excess_over_others(&ac, i);
-        m.scores[AC_REF + 1] = excess_over_others(&sp, i);
+        m.scores[SPECTRAL_REF] = excess_over_others(&sp, i);
     }
     let scored: Vec<&Member> = members.iter().filter(|m| !m.excluded).collect();
     let truth: Vec<bool> = scored.iter().map(|m| m.infected).collect();

@@ -342,8 +342,10 @@ pub const MIN_REFERENCE_MODELS: usize = 3;
 
 /// Calibrated score above which [`calibrate`] flags a model: the label needs under e^-0.45 ≈ 64%
 /// of the mask that is usual for this model, relative to the reference. Set between the clean
-/// maximum (0.41) and the infected minimum (0.50) of two measured populations (`pedigree lab
-/// population`, n = 12 and n = 20); the ROC-AUC and cross-entropy there do not depend on it.
+/// maximum (0.41) and the infected minimum (0.50) of the populations it was developed on
+/// (`pedigree lab population --seed 1`, n = 12 and 20, two sets of Neural Cleanse seeds); on a
+/// fresh population (`--seed 2`, n = 20) it flagged all 9 trojans and 1 of 10 clean models
+/// (0.49). The ROC-AUC and cross-entropy of the population do not depend on it.
 pub const REFERENCE_THRESHOLD: f64 = 0.45;
 
 /// The per-label calibration against reference models.

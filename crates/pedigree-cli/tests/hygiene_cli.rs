@@ -5,38 +5,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use support::pedigree;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn fx(rel: &str) -> String {
-    repo()
+    support::repo_root()
         .join("tests/hygiene-fixtures")
         .join(rel)
         .to_str()
         .unwrap()
         .to_string()
-}
-
-fn pedigree(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("CI")
-        .env_remove("PEDIGREE_TOKEN")
-        .output()
-        .expect("run pedigree");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn validator(schema_file: &str) -> jsonschema::Validator {

@@ -8,33 +8,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-use support::Serve;
-
-fn pedigree(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
-    c.args(args)
-        .env_remove("PEDIGREE_URL")
-        .env_remove("PEDIGREE_TOKEN");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c.output().expect("run pedigree");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use support::{Serve, pedigree_env};
 
 fn subset() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pedigree-probe/tests/data")
 }
 
 fn train_lab(out: &Path) {
-    let (code, stdout, stderr) = pedigree(
+    let (code, stdout, stderr) = pedigree_env(
         &[
             "lab",
             "cascade",
@@ -190,7 +173,7 @@ fn lineage_over_the_lab_finds_both_families_and_the_lying_and_silent_cards() {
         .collect();
     let mut args = vec!["lineage", "--format", "json"];
     args.extend(dirs.iter().map(String::as_str));
-    let (code, stdout, stderr) = pedigree(&args, &[]);
+    let (code, stdout, stderr) = pedigree_env(&args, &[]);
     assert_eq!(code, 1, "findings expected:\n{stdout}\n{stderr}");
     let r: Value = serde_json::from_str(&stdout).unwrap();
 

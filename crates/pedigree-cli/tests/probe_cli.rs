@@ -3,22 +3,13 @@
 //! complete, and Neural Cleanse calibrated against the population leaves each model out of its
 //! own reference and refuses a reference too small to mean anything.
 
+mod support;
+
+use support::pedigree;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-
-fn pedigree(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-        .args(args)
-        .output()
-        .expect("run pedigree");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 fn subset() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,32 +2,17 @@
 //! (`tests/corpus`, made by `tests/corpus/make_corpus.py`; its `expected.json` is the
 //! specification of what each sample must produce, written from how each sample was built).
 
+mod support;
+
+use support::pedigree;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn corpus() -> PathBuf {
-    repo().join("tests/corpus")
-}
-
-fn pedigree(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("CI")
-        .output()
-        .expect("run pedigree");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::repo_root().join("tests/corpus")
 }
 
 fn scan_json(path: &Path) -> (i32, Value) {
@@ -275,7 +260,8 @@ fn rules_lists_and_explains() {
 #[test]
 fn rules_reference_in_docs_is_current() {
     let (_, stdout, _) = pedigree(&["rules", "--markdown"]);
-    let committed = std::fs::read_to_string(repo().join("docs/rules.md")).expect("docs/rules.md");
+    let committed =
+        std::fs::read_to_string(support::repo_root().join("docs/rules.md")).expect("docs/rules.md");
     assert_eq!(
         stdout, committed,
         "regenerate with: pedigree rules --markdown > docs/rules.md"

@@ -1,23 +1,14 @@
 //! End-to-end tests of `pedigree sign`, `verify` and `id` (the library has the full interop and
 //! vector suites; these check the command line: flags, exit codes and messages).
 
+mod support;
+
+use support::pedigree;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn keys() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pedigree-sign/tests/data/keys")
-}
-
-fn pedigree(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pedigree"))
-        .args(args)
-        .output()
-        .expect("run pedigree");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn model_dir() -> tempfile::TempDir {

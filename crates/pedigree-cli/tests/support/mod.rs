@@ -176,6 +176,37 @@ impl Serve {
     }
 }
 
+/// The repository's root (test inputs are named from it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The CLI as a user runs it, from the repository root, with none of the caller's registry
+/// settings (`PEDIGREE_URL`, `_TOKEN`, `_CONFIG`) or `CI`: exit code, stdout, stderr.
+pub fn pedigree(args: &[&str]) -> (i32, String, String) {
+    pedigree_env(args, &[])
+}
+
+/// [`pedigree`] with extra environment variables.
+pub fn pedigree_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pedigree"));
+    c.args(args)
+        .current_dir(repo_root())
+        .env_remove("CI")
+        .env_remove("PEDIGREE_URL")
+        .env_remove("PEDIGREE_TOKEN")
+        .env_remove("PEDIGREE_CONFIG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run pedigree");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 // The one moto launcher, shared with the registry crate's S3 tests.
 #[path = "../../../pedigree-registry/tests/common/moto.rs"]
 mod moto;

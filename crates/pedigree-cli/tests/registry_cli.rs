@@ -251,35 +251,16 @@ fn finetune(
 }
 
 fn write_model(dir: &Path, t: &Tensors, readme: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = t
+    let tensors: Vec<_> = t
         .iter()
-        .map(|(n, (s, v))| {
-            (
-                n.clone(),
-                s.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(n, (s, v))| (n.as_str(), s.clone(), v.clone()))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let st = safetensors::tensor::serialize(views, None).unwrap();
-    std::fs::write(dir.join("model.safetensors"), st).unwrap();
-    std::fs::write(dir.join("README.md"), readme).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        br#"{"model_type": "toy", "hidden_size": 32}"#,
-    )
-    .unwrap();
+    support::write_model(
+        dir,
+        &tensors,
+        readme,
+        Some(r#"{"model_type": "toy", "hidden_size": 32}"#),
+    );
 }
 
 fn card(base: Option<&str>, title: &str) -> String {

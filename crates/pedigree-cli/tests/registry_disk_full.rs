@@ -16,6 +16,8 @@
 //! Needs `unshare` (util-linux) and the right to mount in a new namespace (root, or
 //! unprivileged user namespaces); fails, never skips, without them.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,31 +26,11 @@ use std::time::Duration;
 use pedigree_registry::client::{Client, ModelRef};
 
 fn write_model(dir: &Path, floats: usize, seed: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x = seed | 1;
-    let data: Vec<u8> = (0..floats)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2).to_le_bytes()
-        })
-        .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![floats / 64, 64], &data)
-            .unwrap();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors::tensor::serialize([("w", view)], None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("README.md"),
-        format!(
-            "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# m{seed}\n\nDisk-full test.\n"
-        ),
-    )
-    .unwrap();
+    let w = support::xorshift_floats(seed, floats);
+    let card = format!(
+        "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# m{seed}\n\nDisk-full test.\n"
+    );
+    support::write_model(dir, &[("w", vec![floats / 64, 64], w)], &card, None);
 }
 
 fn sha256_file(p: &Path) -> String {

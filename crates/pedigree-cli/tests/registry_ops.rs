@@ -170,47 +170,22 @@ fn get(url: &str) -> (u16, String) {
 /// A small safetensors model with a card, unrelated to every other seed (its own random
 /// weights), so lineage links none of them and the default policy approves each.
 fn write_model(dir: &Path, seed: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-    };
-    let names = ["embed.weight", "layers.0.weight", "head.weight"];
-    let data: Vec<Vec<u8>> = names
-        .iter()
-        .map(|_| (0..32 * 32).flat_map(|_| next().to_le_bytes()).collect())
+    // One generator across the three tensors, as the tests' digests were made.
+    let all = support::xorshift_floats(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 3 * 32 * 32);
+    let tensors: Vec<_> = ["embed.weight", "layers.0.weight", "head.weight"]
+        .into_iter()
+        .zip(all.chunks(32 * 32))
+        .map(|(n, v)| (n, vec![32, 32], v.to_vec()))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = names
-        .iter()
-        .zip(&data)
-        .map(|(n, b)| {
-            (
-                n.to_string(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![32, 32], b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors::tensor::serialize(views, None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("README.md"),
-        format!(
-            "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# Model {seed}\n\nFor the ops tests.\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        br#"{"model_type": "toy", "hidden_size": 32}"#,
-    )
-    .unwrap();
+    let card = format!(
+        "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# Model {seed}\n\nFor the ops tests.\n"
+    );
+    support::write_model(
+        dir,
+        &tensors,
+        &card,
+        Some(r#"{"model_type": "toy", "hidden_size": 32}"#),
+    );
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

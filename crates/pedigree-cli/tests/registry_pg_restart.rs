@@ -18,28 +18,13 @@ mod support;
 use support::Proc;
 
 fn write_model(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x = 0x1234_5678_9abc_def1u64;
-    let data: Vec<u8> = (0..64 * 64)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2).to_le_bytes()
-        })
-        .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![64, 64], &data).unwrap();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors::tensor::serialize([("w", view)], None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("README.md"),
+    let w = support::xorshift_floats(0x1234_5678_9abc_def1, 64 * 64);
+    support::write_model(
+        dir,
+        &[("w", vec![64, 64], w)],
         "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# m\n\nFault test.\n",
-    )
-    .unwrap();
+        None,
+    );
 }
 
 /// `pg_ctlcluster VERSION main restart`, as root or through `sudo -n`.

@@ -64,46 +64,17 @@ fn refused_at_startup(tmp: &Path, blob_store: &str, env: &[(&str, &str)]) -> Str
 
 /// A small safetensors model with a card and a config.
 fn write_model(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-    };
-    let tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = [
-        ("embed.weight", vec![64, 32]),
-        ("head.weight", vec![16, 32]),
-    ]
-    .into_iter()
-    .map(|(n, shape)| {
-        let count: usize = shape.iter().product();
-        let bytes = (0..count).flat_map(|_| next().to_le_bytes()).collect();
-        (n, shape, bytes)
-    })
-    .collect();
-    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                *n,
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors::tensor::serialize(views, None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("README.md"),
+    let all = support::xorshift_floats(0x2545_F491_4F6C_DD1D, 64 * 32 + 16 * 32);
+    let (embed, head) = all.split_at(64 * 32);
+    support::write_model(
+        dir,
+        &[
+            ("embed.weight", vec![64, 32], embed.to_vec()),
+            ("head.weight", vec![16, 32], head.to_vec()),
+        ],
         "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# s3 toy\n\nA small model for the S3 blob store test.\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"model_type": "toy"}"#).unwrap();
+        Some(r#"{"model_type": "toy"}"#),
+    );
 }
 
 #[test]

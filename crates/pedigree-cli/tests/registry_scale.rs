@@ -29,40 +29,15 @@ const BUCKET: &str = "scale";
 type Tensors = Vec<(String, Vec<f32>)>;
 
 fn random_tensor(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..32 * 32)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-        })
-        .collect()
+    support::xorshift_floats(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 32 * 32)
 }
 
 fn write_model(dir: &Path, tensors: &Tensors, card: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let bytes: Vec<(String, Vec<u8>)> = tensors
+    let t: Vec<_> = tensors
         .iter()
-        .map(|(n, v)| (n.clone(), v.iter().flat_map(|f| f.to_le_bytes()).collect()))
+        .map(|(n, v)| (n.as_str(), vec![32, 32], v.clone()))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![32, 32], b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors::tensor::serialize(views, None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("README.md"), card).unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"model_type": "toy"}"#).unwrap();
+    support::write_model(dir, &t, card, Some(r#"{"model_type": "toy"}"#));
 }
 
 /// Rows of a query against the shared database: every job, and every edge.

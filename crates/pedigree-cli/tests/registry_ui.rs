@@ -133,29 +133,16 @@ fn finetune(parent: &Tensors, seed: u64, changed: &[&str], added: &str) -> Tenso
 }
 
 fn write_model(dir: &Path, t: &Tensors, base: Option<&str>) {
-    std::fs::create_dir_all(dir).unwrap();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = t
+    let tensors: Vec<_> = t
         .iter()
-        .map(|(n, (s, v))| {
-            let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (n.clone(), s.clone(), b)
-        })
+        .map(|(n, (s, v))| (n.as_str(), s.clone(), v.clone()))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
-            (n.clone(), v.unwrap())
-        })
-        .collect();
-    let st = safetensors::tensor::serialize(views, None).unwrap();
-    std::fs::write(dir.join("model.safetensors"), st).unwrap();
     let mut card = String::from("---\nlicense: apache-2.0\n");
     if let Some(b) = base {
         card += &format!("base_model: {b}\n");
     }
     card += "---\n# a model for the UI tests\n";
-    std::fs::write(dir.join("README.md"), card).unwrap();
+    support::write_model(dir, &tensors, &card, None);
 }
 
 // ------------------------------------------------------------------------------------ browser

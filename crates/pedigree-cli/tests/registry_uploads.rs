@@ -170,31 +170,13 @@ fn now_nanos() -> u128 {
 
 /// A model whose weights are `weights` bytes of a safetensors file (one f32 tensor).
 fn write_model(dir: &Path, floats: usize) -> Vec<u8> {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let values: Vec<u8> = (0..floats)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2).to_le_bytes()
-        })
-        .collect();
-    let view = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F32,
-        vec![floats / 1024, 1024],
-        &values,
-    )
-    .unwrap();
-    let bytes = safetensors::tensor::serialize(vec![("w.weight".to_string(), view)], None).unwrap();
-    std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
-    std::fs::write(
-        dir.join("README.md"),
+    let w = support::xorshift_floats(0x9E37_79B9_7F4A_7C15, floats);
+    support::write_model(
+        dir,
+        &[("w.weight", vec![floats / 1024, 1024], w)],
         "---\nlicense: apache-2.0\ndatasets:\n- acme/transactions-2024\n---\n# big\n\nA model uploaded in chunks.\n",
+        Some(r#"{"model_type": "toy"}"#),
     )
-    .unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"model_type": "toy"}"#).unwrap();
-    bytes
 }
 
 /// Send a chunk's headers and only `sent` of its `declared` bytes, then leave the connection

@@ -207,6 +207,51 @@ pub fn pedigree_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
     )
 }
 
+/// Deterministic test weights: xorshift64 from `state` (made odd), mapped to [-0.1, 0.1).
+pub fn xorshift_floats(state: u64, n: usize) -> Vec<f32> {
+    let mut x = state | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+/// A model directory as a user pushes it: `model.safetensors` with these F32 tensors (name,
+/// shape, values), `README.md` = `card`, and `config.json` when given. Returns the safetensors
+/// bytes.
+pub fn write_model(
+    dir: &Path,
+    tensors: &[(&str, Vec<usize>, Vec<f32>)],
+    card: &str,
+    config: Option<&str>,
+) -> Vec<u8> {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, shape, _), b)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b);
+            (*n, view.unwrap())
+        })
+        .collect();
+    let st = safetensors::tensor::serialize(views, None).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &st).unwrap();
+    std::fs::write(dir.join("README.md"), card).unwrap();
+    if let Some(c) = config {
+        std::fs::write(dir.join("config.json"), c).unwrap();
+    }
+    st
+}
+
 // The one moto launcher, shared with the registry crate's S3 tests.
 #[path = "../../../pedigree-registry/tests/common/moto.rs"]
 mod moto;

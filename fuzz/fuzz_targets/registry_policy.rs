@@ -9,6 +9,12 @@ fuzz_target!(|data: &[u8]| {
         &text,
         std::path::Path::new("/nonexistent"),
     );
-    let (a, b) = text.split_at(text.len() / 2);
+    // Split on a character boundary: `str::split_at` panics inside a multi-byte character
+    // (the lossy decoding turns any invalid byte into the 3-byte U+FFFD).
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    let (a, b) = text.split_at(mid);
     let _ = pedigree_registry::names::too_close(a, b, 2);
 });

@@ -322,7 +322,7 @@ fn global_heap_object(f: &F, coll: u64, idx: u64, len: u64) -> Res<String> {
     let end = coll.saturating_add(csize).min(f.d.len() as u64);
     let mut p = coll + 8 + f.sl as u64;
     for _ in 0..MAX_MESSAGES {
-        if p + 8 + f.sl as u64 > end {
+        if p.saturating_add(8 + f.sl as u64) > end {
             break;
         }
         let h = f.slice(p, 8 + f.sl as u64)?;
@@ -336,9 +336,14 @@ fn global_heap_object(f: &F, coll: u64, idx: u64, len: u64) -> Res<String> {
             let s = f.slice(data_at, len.min(size))?;
             return Ok(String::from_utf8_lossy(s).into_owned());
         }
-        p = data_at
-            .checked_add(pad8(size as usize) as u64)
-            .ok_or("heap overflow")?;
+        // The size is the file's word: padding it to 8 must not overflow, and an object that
+        // claims to run past the collection ends the walk (the check at the top of the loop).
+        p = size
+            .checked_next_multiple_of(8)
+            .and_then(|padded| data_at.checked_add(padded))
+            .ok_or_else(|| {
+                format!("global heap object {i} at {p} has size {size}, past the end of any file")
+            })?;
     }
     Err(format!(
         "object {idx} not in the global heap collection at {coll}"
@@ -348,6 +353,31 @@ fn global_heap_object(f: &F, coll: u64, idx: u64, len: u64) -> Res<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz find (`fuzz/` target `hdf5`): a global heap object whose 8-byte size is near
+    /// `u64::MAX` overflowed when padded to 8 (`pad8`) while walking the collection.
+    #[test]
+    fn global_heap_object_with_huge_size_is_an_error() {
+        // GCOL, version 1, 3 reserved, collection size 64; then object 1 of size u64::MAX - 2.
+        let mut d = b"GCOL\x01\0\0\0".to_vec();
+        d.extend_from_slice(&64u64.to_le_bytes());
+        d.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]); // index 1, refcount, reserved
+        d.extend_from_slice(&(u64::MAX - 2).to_le_bytes());
+        d.resize(64, 0);
+        let f = F {
+            d: &d,
+            so: 8,
+            sl: 8,
+            base: 0,
+        };
+        let err = global_heap_object(&f, 0, 2, 4).unwrap_err();
+        assert!(
+            err.contains("global heap object 1") && err.contains("size"),
+            "{err}"
+        );
+        // The object asked for is still read when it comes first (its first 4 bytes).
+        assert_eq!(global_heap_object(&f, 0, 1, 4).unwrap(), "\0\0\0\0");
+    }
 
     #[test]
     fn random_inputs_never_panic() {

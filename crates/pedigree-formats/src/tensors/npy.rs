@@ -14,9 +14,12 @@ struct Header {
 }
 
 fn descr(s: &str) -> Option<(DType, bool)> {
-    let (order, code) = s.split_at(1.min(s.len()));
-    let be = order == ">";
-    if !matches!(order, "<" | ">" | "|" | "=") {
+    // The byte-order mark is one character, not one byte: the header is UTF-8 text.
+    let mut chars = s.chars();
+    let order = chars.next()?;
+    let code = chars.as_str();
+    let be = order == '>';
+    if !matches!(order, '<' | '>' | '|' | '=') {
         return None;
     }
     Some((
@@ -183,4 +186,25 @@ pub(crate) fn read_npz(d: &[u8], limits: &Limits) -> Result<Parsed, String> {
         metadata: Vec::new(),
         extra,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz find (`fuzz/` target `tensors_npy`): a `descr` starting with a multi-byte
+    /// character (`'ģ8'`) panicked in `split_at(1)`; it is an unsupported dtype.
+    #[test]
+    fn descr_with_multibyte_first_character_is_an_error() {
+        let dict = "{'descr': '\u{123}8', 'fortran_order': False, 'shape': (1,), }";
+        let mut d = b"\x93NUMPY\x01\x00".to_vec();
+        d.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        d.extend_from_slice(dict.as_bytes());
+        d.extend_from_slice(&[0; 8]);
+        let err = header(&d).err().expect("an error");
+        assert!(err.contains("unsupported dtype"), "{err}");
+        assert!(descr("").is_none() && descr("\u{123}").is_none());
+        assert_eq!(descr("<f4"), Some((DType::F32, false)));
+        assert_eq!(descr(">i2"), Some((DType::I16, true)));
+    }
 }

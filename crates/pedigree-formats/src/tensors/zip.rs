@@ -57,6 +57,14 @@ pub(crate) fn members(d: &[u8], max: usize) -> Result<Vec<Member>, String> {
     }
     let mut out = Vec::new();
     let mut p = usize::try_from(cd_off).map_err(|_| "zip: offset overflow")?;
+    // Offsets are the file's word: one past the end would overflow the sums below (each step
+    // adds at most 46 + 3 * 65535 to an offset inside the file, so checking here is enough).
+    if p > d.len() {
+        return Err(format!(
+            "zip: central directory at {p} lies past the end of the file ({} bytes)",
+            d.len()
+        ));
+    }
     for _ in 0..count.min(max as u64) {
         if d.get(p..p + 4) != Some(b"PK\x01\x02") {
             return Err(format!("zip: bad central-directory entry at {p}"));
@@ -93,6 +101,11 @@ pub(crate) fn members(d: &[u8], max: usize) -> Result<Vec<Member>, String> {
             x += 4 + len;
         }
         let lh = usize::try_from(lho).map_err(|_| "zip: offset overflow")?;
+        if lh > d.len() {
+            return Err(format!(
+                "zip: member {name:?} has its local header at {lh}, past the end of the file"
+            ));
+        }
         if d.get(lh..lh + 4) != Some(b"PK\x03\x04") {
             return Err(format!("zip: member {name:?} has no local header"));
         }
@@ -121,6 +134,9 @@ pub(crate) enum Data<'a> {
     Inflated(Vec<u8>),
 }
 
+/// Deflate's largest expansion: a 258-byte match in about two bits.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 pub(crate) fn data<'a>(d: &'a [u8], m: &Member, max: usize) -> Result<Data<'a>, String> {
     let raw = &d[m.data_start..m.data_start + m.csize];
     match m.method {
@@ -132,7 +148,12 @@ pub(crate) fn data<'a>(d: &'a [u8], m: &Member, max: usize) -> Result<Data<'a>, 
                     m.name, m.usize_
                 ));
             }
-            let mut out = Vec::with_capacity(m.usize_ as usize);
+            // The declared size is the file's word: reserve no more than the compressed bytes can
+            // inflate to (deflate's ratio is at most 1032:1), so a header cannot make us allocate.
+            let cap = m
+                .usize_
+                .min(m.csize.saturating_mul(MAX_DEFLATE_RATIO) as u64);
+            let mut out = Vec::with_capacity(cap as usize);
             flate2::read::DeflateDecoder::new(raw)
                 .take(max as u64 + 1)
                 .read_to_end(&mut out)
@@ -155,4 +176,86 @@ pub(crate) fn looks_like_torch(d: &[u8]) -> bool {
         ms.iter()
             .any(|m| m.name.ends_with("/data.pkl") || m.name == "data.pkl")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ZIP64 end records (record, locator, then the classic EOCD) saying `count` members
+    /// from central-directory offset `cd_off`, after `prefix`.
+    fn zip64_tail(prefix: &[u8], count: u64, cd_off: u64) -> Vec<u8> {
+        let mut d = prefix.to_vec();
+        let mut rec = b"PK\x06\x06".to_vec();
+        rec.resize(56, 0);
+        rec[32..40].copy_from_slice(&count.to_le_bytes());
+        rec[48..56].copy_from_slice(&cd_off.to_le_bytes());
+        d.extend_from_slice(&rec);
+        let mut loc = b"PK\x06\x07".to_vec();
+        loc.resize(20, 0);
+        d.extend_from_slice(&loc);
+        let mut eocd = b"PK\x05\x06".to_vec();
+        eocd.resize(22, 0);
+        d.extend_from_slice(&eocd);
+        d
+    }
+
+    /// Fuzz find (`fuzz/` target `tensors_torch`): a ZIP64 central-directory offset near
+    /// `usize::MAX` overflowed `p + 4`.
+    #[test]
+    fn central_directory_offset_past_the_end_is_an_error() {
+        let d = zip64_tail(&[], 1, u64::MAX - 1);
+        let err = members(&d, 10).err().expect("an error");
+        assert!(
+            err.contains("central directory") && err.contains("past the end"),
+            "{err}"
+        );
+        assert!(!looks_like_torch(&d));
+    }
+
+    /// The same through a member's local-header offset given in its ZIP64 extra field.
+    #[test]
+    fn local_header_offset_past_the_end_is_an_error() {
+        let mut cd = b"PK\x01\x02".to_vec();
+        cd.resize(46, 0);
+        cd[28..30].copy_from_slice(&1u16.to_le_bytes()); // name length
+        cd[30..32].copy_from_slice(&12u16.to_le_bytes()); // extra length
+        cd[42..46].copy_from_slice(&u32::MAX.to_le_bytes()); // local header: see ZIP64 extra
+        cd.push(b'a');
+        cd.extend_from_slice(&[1, 0, 8, 0]);
+        cd.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+        // The central directory sits at 0, the end records right after it.
+        let d = zip64_tail(&cd, 1, 0);
+        let err = members(&d, 10).err().expect("an error");
+        assert!(
+            err.contains("local header") && err.contains("past the end"),
+            "{err}"
+        );
+    }
+
+    /// Fuzz find (`fuzz/` target `tensors_npy`, out of memory): a deflated member declaring
+    /// ~4 GB uncompressed (under `max_inflated`) made us reserve that much before inflating
+    /// two bytes.
+    #[test]
+    fn declared_size_does_not_drive_the_allocation() {
+        let d = [0x03, 0x00]; // an empty final fixed-Huffman deflate block
+        let m = Member {
+            name: "a.npy".into(),
+            method: 8,
+            data_start: 0,
+            csize: d.len(),
+            usize_: 0xFFFF_FFF0,
+        };
+        match data(&d, &m, 4 << 30).unwrap() {
+            Data::Inflated(v) => {
+                assert!(v.is_empty());
+                assert!(
+                    v.capacity() <= d.len() * MAX_DEFLATE_RATIO,
+                    "{}",
+                    v.capacity()
+                );
+            }
+            Data::Borrowed(..) => panic!("deflated member borrowed"),
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::pedigree;
+use support::{pedigree, validator};
 
 use std::path::Path;
 use std::process::Command;
@@ -20,14 +20,6 @@ fn fx(rel: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
-}
-
-fn validator(schema_file: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/schemas")
-        .join(schema_file);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::pedigree;
+use support::{pedigree, validator};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,14 +35,6 @@ fn expected() -> Vec<Value> {
         },
         _ => panic!("expected.json: unexpected shape"),
     }
-}
-
-fn validator(schema_file: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/schemas")
-        .join(schema_file);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
 /// Every sample produces exactly the rules its specification lists, names the globals it lists,

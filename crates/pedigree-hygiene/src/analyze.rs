@@ -333,6 +333,27 @@ fn quoted(v: &Val) -> String {
 }
 
 impl<'a> Walker<'a> {
+    /// A `def` or `async def`: decorators and defaults are evaluated outside; the body runs in a
+    /// scope where the parameters shadow outer constants.
+    fn visit_function(
+        &mut self,
+        args: ast::Arguments,
+        body: Vec<ast::Stmt>,
+        decorators: Vec<ast::Expr>,
+    ) {
+        let mut scope = Scope::params(&args);
+        scope.collect(&body, 0);
+        for d in decorators {
+            self.visit_expr(d);
+        }
+        self.visit_arguments(args);
+        self.scopes.push(scope);
+        for s in body {
+            self.visit_stmt(s);
+        }
+        self.scopes.pop();
+    }
+
     pub fn new(allow: Option<&'a AllowList>, module: &[ast::Stmt]) -> Walker<'a> {
         let mut s = Scope::default();
         s.collect(module, 0);
@@ -903,31 +924,11 @@ impl Visitor for Walker<'_> {
     }
 
     fn visit_stmt_function_def(&mut self, node: ast::StmtFunctionDef) {
-        let mut scope = Scope::params(&node.args);
-        scope.collect(&node.body, 0);
-        for d in node.decorator_list {
-            self.visit_expr(d);
-        }
-        self.visit_arguments(*node.args);
-        self.scopes.push(scope);
-        for s in node.body {
-            self.visit_stmt(s);
-        }
-        self.scopes.pop();
+        self.visit_function(*node.args, node.body, node.decorator_list);
     }
 
     fn visit_stmt_async_function_def(&mut self, node: ast::StmtAsyncFunctionDef) {
-        let mut scope = Scope::params(&node.args);
-        scope.collect(&node.body, 0);
-        for d in node.decorator_list {
-            self.visit_expr(d);
-        }
-        self.visit_arguments(*node.args);
-        self.scopes.push(scope);
-        for s in node.body {
-            self.visit_stmt(s);
-        }
-        self.scopes.pop();
+        self.visit_function(*node.args, node.body, node.decorator_list);
     }
 
     fn visit_expr_lambda(&mut self, node: ast::ExprLambda) {

@@ -207,6 +207,16 @@ pub fn pedigree_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
     )
 }
 
+/// A JSON-schema validator for a schema under `crates/pedigree-cli/tests/schemas`.
+pub fn validator(schema_file: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas")
+        .join(schema_file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
 /// Deterministic test weights: xorshift64 from `state` (made odd), mapped to [-0.1, 0.1).
 pub fn xorshift_floats(state: u64, n: usize) -> Vec<f32> {
     let mut x = state | 1;
